@@ -1,0 +1,1 @@
+"""Models taught in the book."""

@@ -1,0 +1,25 @@
+"""DDPM, one concept per module in book order: schedule → diffusion → elbo → losses → scheduler → ideal.
+
+Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
+"""
+from .schedule import NoiseSchedule
+from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_x0, q_mean_variance,
+                        q_posterior, q_sample)
+from .elbo import discretized_gaussian_log_likelihood, normal_kl, prior_bpd, vlb_terms
+from .losses import noise_prediction_loss
+from .scheduler import DDPMScheduler, SchedulerOutput
+from .ideal import ideal_eps, ideal_score, ideal_x0, log_marginal
+from . import utils
+
+__all__ = [
+    "NoiseSchedule",
+    "q_mean_variance", "q_sample", "q_posterior", "oracle_denoise", "predict_x0", "p_mean_variance",
+    "p_sample_step",
+    "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms",
+    "noise_prediction_loss",
+    "DDPMScheduler", "SchedulerOutput",
+    "ideal_eps", "ideal_score", "ideal_x0", "log_marginal",
+    "utils",
+]
+
+# Model, training and sampling (chapter 4).
