@@ -23,3 +23,15 @@ __all__ = [
 ]
 
 # Model, training and sampling (chapter 4).
+import warnings as _warnings
+
+# `python -m dnnl.models.ddpm.train` runs a module this package has already imported; that is intended.
+_warnings.filterwarnings("ignore", message=r"'dnnl\.models\.ddpm\.train' found in sys\.modules",
+                         category=RuntimeWarning)
+from .unet import UNet, sinusoidal_embedding
+from .train import TrainConfig, TrainResult, train
+__all__ += ["UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train"]
+from .sample import sample, save_grid, save_gif, make_grid_image
+from .pretrained import load_pretrained, pretrained_info
+
+__all__ += ["sample", "save_grid", "save_gif", "make_grid_image", "load_pretrained", "pretrained_info"]

@@ -1,0 +1,111 @@
+"""Train the shipped checkpoint: the quick preset on MNIST with the package's own loop, then export it.
+
+    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick, then export
+    python benchmarks/train_pretrained.py --export-only   # export an existing runs/quick/checkpoint.pt
+
+Writes ``dnnl/models/ddpm/weights/ddpm_mnist_quick.pt`` (the EMA weights as a plain fp32 state dict,
+fp16 above 10 MB; loads with ``torch.load(weights_only=True)``) and ``ddpm_mnist_quick.json`` (config,
+steps, seed, wall time, images/s, machine, final loss). Sample-quality numbers are added to the JSON
+afterwards by ``benchmarks/evaluate_pretrained.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
+
+WEIGHTS_DIR = REPO / "dnnl" / "models" / "ddpm" / "weights"
+MAX_FP32_BYTES = 10 * 2**20
+
+
+def machine() -> str:
+    """For example '2-core AMD EPYC CPU, torch 2.4.1' or '1x NVIDIA H100 80GB HBM3, torch 2.4.1'."""
+    if torch.cuda.is_available():
+        what = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
+    else:
+        name = platform.processor() or "CPU"
+        cpuinfo = Path("/proc/cpuinfo")
+        if cpuinfo.is_file():
+            for line in cpuinfo.read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        what = f"{os.cpu_count()}-core {name} CPU ({torch.get_num_threads()} torch threads)"
+    return f"{what}, torch {torch.__version__}"
+
+
+def export(run_dir: Path, name: str, weights_dir: Path) -> dict:
+    """Copy the EMA weights of ``run_dir/checkpoint.pt`` to ``weights_dir/<name>.pt`` and write its JSON record."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location="cpu")
+    config = TrainConfig(**state["config"])
+    ema = {k: v.float().contiguous() for k, v in state["ema"].items()}
+    nbytes = sum(v.numel() * v.element_size() for v in ema.values())
+    dtype = "float32"
+    if nbytes > MAX_FP32_BYTES:
+        ema, dtype = {k: v.half() for k, v in ema.items()}, "float16"
+    weights = save_checkpoint(ema, weights_dir / f"{name}.pt")
+
+    losses, steps = state["losses"], state["step"]
+    images = steps * config.batch_size * state["world_size"]
+    tail = losses[-100:]
+    record = {
+        "name": name,
+        "model": config.model_kwargs(),
+        "config": state["config"],
+        "steps": steps,
+        "seed": config.seed,
+        "images_seen": images,
+        "wall_time_s": round(state["wall_time"], 1),
+        "images_per_sec": round(images / state["wall_time"], 1),
+        "final_loss": round(sum(tail) / len(tail), 5),
+        "final_loss_note": f"mean L_simple over the last {len(tail)} steps",
+        "parameters": sum(v.numel() for v in ema.values()),
+        "dtype": dtype,
+        "machine": machine(),
+        "load_average_at_export": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python benchmarks/train_pretrained.py",
+    }
+    tmp = weights.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    os.replace(tmp, weights.with_suffix(".json"))
+    return record
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
+    parser.add_argument("--name", default="ddpm_mnist_quick", help="name of the exported weights")
+    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
+    parser.add_argument("--steps", type=int, help="override the quick preset's step count")
+    parser.add_argument("--seed", type=int, help="override the quick preset's seed")
+    parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
+    parser.add_argument("--sample-every", type=int, default=500, help="preview grids in <out>/samples/")
+    parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    run_dir = Path(args.out)
+    if not args.export_only:
+        overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root).items()
+                     if v is not None}
+        config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, **overrides)
+        train(config, resume=True, progress=not args.no_progress)
+    record = export(run_dir, args.name, Path(args.weights_dir))
+    print(json.dumps(record, indent=2))
+    return record
+
+
+if __name__ == "__main__":
+    main()

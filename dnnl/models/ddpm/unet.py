@@ -1,0 +1,201 @@
+"""A small time-conditioned U-Net that predicts the noise ε_θ(x_t, t) of Eq. @eq-l-simple.
+
+Read top to bottom: the sinusoidal time embedding, a residual block, self-attention,
+down/up-sampling, then the U-Net that wires them together with skip connections.
+Each level halves the image side, so a side of 28 with three levels runs 28 -> 14 -> 7.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["UNet", "sinusoidal_embedding"]
+
+
+def sinusoidal_embedding(t: torch.Tensor | int, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
+    """Transformer-style embedding of timesteps: (B,) -> (B, dim) float32, [sin | cos] halves.
+
+    Frequency k of dim/2 is max_period^(-k/(dim/2)), so low k changes fast with t and high k slowly.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+        raise ValueError(f"dim must be an even int >= 2 (got {dim!r})")
+    t = torch.as_tensor(t)
+    if t.dim() == 0:
+        t = t[None]
+    if t.dim() != 1:
+        raise ValueError(f"t must be a scalar or have shape (B,) (got shape {tuple(t.shape)})")
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm -> SiLU -> conv, add the time embedding, GroupNorm -> SiLU -> conv, plus a skip."""
+
+    def __init__(self, in_ch: int, out_ch: int, time_dim: int, groups: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.time = nn.Linear(time_dim, out_ch)
+        self.norm2 = nn.GroupNorm(groups, out_ch)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)  # the block starts as its skip path
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time(temb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return h + self.skip(x)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over the H*W pixels, with a residual connection."""
+
+    def __init__(self, ch: int, groups: int, heads: int):
+        super().__init__()
+        if ch % heads:
+            raise ValueError(f"attention channels ({ch}) must be divisible by heads ({heads})")
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, ch)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.out = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).unbind(1)
+        y = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class Downsample(nn.Module):
+    """Halve the side with a stride-2 3x3 convolution."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    """Double the side: nearest-neighbour upsampling, then a 3x3 convolution to the next level's width."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet(nn.Module):
+    """ε_θ(x_t, t): images (B, C, H, W) in, noise prediction of the same shape out.
+
+    ``channels[i]`` is the width at level i; the side halves between levels, so H and W must be
+    divisible by 2**(len(channels) - 1). ``attention`` adds self-attention at the lowest resolution.
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: tuple[int, ...] = (32, 64, 128),
+                 num_res_blocks: int = 1, attention: bool = True, time_dim: int | None = None,
+                 groups: int = 8, heads: int = 4, dropout: float = 0.0, image_size: int | None = None):
+        super().__init__()
+        channels = tuple(channels)
+        if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
+            raise ValueError(f"channels must be a non-empty tuple of positive ints (got {channels!r})")
+        bad = [c for c in channels if c % groups]
+        if bad:
+            raise ValueError(f"every entry of channels must be divisible by groups={groups} (got {channels})")
+        if num_res_blocks < 1:
+            raise ValueError(f"num_res_blocks must be >= 1 (got {num_res_blocks})")
+        self.in_channels, self.out_channels, self.channels = in_channels, out_channels, channels
+        self.factor = 2 ** (len(channels) - 1)
+        if image_size is not None:
+            self._check_side(image_size, image_size)
+        time_dim = time_dim or 4 * channels[0]
+
+        self.time_mlp = nn.Sequential(nn.Linear(channels[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
+        self.stem = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+
+        def block(i, o):
+            return ResBlock(i, o, time_dim, groups, dropout)
+
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        ch = channels[0]
+        for level, c in enumerate(channels):
+            self.down.append(nn.ModuleList([block(ch if j == 0 else c, c) for j in range(num_res_blocks)]))
+            ch = c
+            last = level == len(channels) - 1
+            self.downsample.append(nn.Identity() if last else Downsample(c))
+
+        self.mid1 = block(ch, ch)
+        self.mid_attn = SelfAttention(ch, groups, heads) if attention else nn.Identity()
+        self.mid2 = block(ch, ch)
+
+        self.up, self.upsample = nn.ModuleList(), nn.ModuleList()
+        for level in reversed(range(len(channels))):
+            c = channels[level]  # the skip from the down path has c channels too
+            self.up.append(nn.ModuleList([block(ch + c if j == 0 else c, c) for j in range(num_res_blocks)]))
+            ch = channels[level - 1] if level > 0 else c
+            self.upsample.append(Upsample(c, ch) if level > 0 else nn.Identity())
+
+        self.norm_out = nn.GroupNorm(groups, ch)
+        self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)  # start by predicting ε = 0, i.e. loss ≈ 1
+        nn.init.zeros_(self.conv_out.bias)
+
+    def _check_side(self, h: int, w: int) -> None:
+        if h % self.factor or w % self.factor:
+            levels = len(self.channels)
+            raise ValueError(f"image size {h}x{w} does not fit a U-Net with {levels} levels: H and W must be "
+                             f"divisible by 2**{levels - 1} = {self.factor}. Use fewer levels (channels) "
+                             f"or pad the images (e.g. 28 -> 32).")
+
+    def _timesteps(self, t: torch.Tensor | int, batch: int, device: torch.device) -> torch.Tensor:
+        if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
+            raise TypeError(f"t must be an int or an int64 tensor of shape (B,) (got {type(t).__name__})")
+        t = torch.as_tensor(t, device=device)
+        if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must hold integer timesteps (int64), not {t.dtype}")
+        if t.dim() == 0 or t.shape == (1,):
+            t = t.reshape(()).expand(batch)
+        if t.shape != (batch,):
+            raise ValueError(f"t must be a scalar or have shape (B,) = ({batch},) (got shape {tuple(t.shape)})")
+        if t.numel() and t.min() < 0:
+            raise ValueError(f"t must be >= 0 (got min {t.min().item()}); code timesteps run 0..T-1")
+        return t.long()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """x (B, C, H, W) and int64 t (B,) (or one int for the whole batch) -> ε prediction (B, C, H, W)."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be a tensor of shape (B, C, H, W) (got {shape})")
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"x has {x.shape[1]} channels but the U-Net expects in_channels={self.in_channels}")
+        self._check_side(x.shape[2], x.shape[3])
+        t = self._timesteps(t, x.shape[0], x.device)
+
+        temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))
+        h = self.stem(x)
+        skips = []
+        for blocks, down in zip(self.down, self.downsample):
+            for blk in blocks:
+                h = blk(h, temb)
+            skips.append(h)
+            h = down(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, temb)), temb)
+        for blocks, up in zip(self.up, self.upsample):
+            h = torch.cat([h, skips.pop()], dim=1)
+            for blk in blocks:
+                h = blk(h, temb)
+            h = up(h)
+        return self.conv_out(F.silu(self.norm_out(h)))

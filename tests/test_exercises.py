@@ -1,0 +1,444 @@
+"""The exercise checks pass reference solutions and catch each classic mistake with a helpful message."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import dnnl.exercises as ex
+from dnnl.data import to_model_range
+from dnnl.models import ddpm
+
+
+def _run(check, fn, capsys):
+    """Run a check; return (verdict, printed text). A check must never raise."""
+    verdict = check(fn)
+    out = capsys.readouterr().out
+    assert isinstance(verdict, bool)
+    return verdict, out
+
+
+def assert_passes(check, fn, capsys):
+    ok, out = _run(check, fn, capsys)
+    assert ok, out
+    assert "✅" in out and f"[dnnl-check] {check.__name__}: PASS" in out
+    return out
+
+
+def assert_fails(check, fn, capsys, *needles):
+    ok, out = _run(check, fn, capsys)
+    assert not ok, out
+    assert "❌" in out and f"[dnnl-check] {check.__name__}: FAIL" in out, out
+    assert "assert" not in out.lower() and "Traceback" not in out
+    for needle in needles:
+        assert needle in out, f"expected {needle!r} in:\n{out}"
+    return out
+
+
+def _v(buf, t, x):
+    """A float64 schedule buffer gathered at t and shaped to broadcast against x."""
+    return buf[t].to(x.dtype).reshape(-1, *[1] * (x.dim() - 1))
+
+
+# --------------------------------------------------------------------------- the package API
+
+def test_all_checks_are_exported_and_listed_in_book_order():
+    names = ex.list_checks()
+    assert names == ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
+                     "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps"]
+    for name in names:
+        assert name in ex.__all__ and callable(getattr(ex, name)) and getattr(ex, name).__doc__
+    assert [c["chapter"] for c in ex.check_info()] == [1, 1, 2, 3, 3, 4, 4, 5]
+
+
+@pytest.mark.parametrize("name", ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
+                                  "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps"])
+def test_stub_raising_not_implemented_prints_hint_and_returns_false(name, capsys):
+    def stub(*args):
+        raise NotImplementedError("use schedule.alpha_bars")
+
+    ok, out = _run(getattr(ex, name), stub, capsys)
+    assert ok is False
+    assert "not implemented yet" in out and "use schedule.alpha_bars" in out
+    assert f"[dnnl-check] {name}: TODO" in out
+
+
+def test_stub_without_message_gets_the_checks_own_hint(capsys):
+    def stub(schedule, x0, t, noise):
+        raise NotImplementedError
+
+    ok, out = _run(ex.check_q_sample, stub, capsys)
+    assert not ok and "not implemented yet" in out and "√ᾱ_t" in out
+
+
+def test_other_exceptions_are_reported_by_type_without_raising(capsys):
+    def broken(schedule, x0, t, noise):
+        return x0 / 0 + undefined_name  # noqa: F821
+
+    out = assert_fails(ex.check_q_sample, broken, capsys, "NameError", "undefined_name")
+    assert "t = [" in out  # says on which input
+
+
+def test_a_non_function_is_refused_politely(capsys):
+    ok, out = _run(ex.check_normal_kl, 3.0, capsys)
+    assert not ok and "expected your function" in out
+
+
+def test_marker_carries_the_grading_token(monkeypatch, capsys):
+    monkeypatch.setenv("DNNL_GRADE_TOKEN", "abc123")
+    ok, out = _run(ex.check_normal_kl, ddpm.normal_kl, capsys)
+    assert ok and "[dnnl-check:abc123] check_normal_kl: PASS" in out
+
+
+def test_check_leaves_the_global_random_stream_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    ex.check_normal_kl(ddpm.normal_kl)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# --------------------------------------------------------------------------- chapter 1
+
+def test_to_model_range_passes_reference(capsys):
+    assert_passes(ex.check_to_model_range, to_model_range, capsys)
+
+    def by_hand(x):
+        return x.float() / 127.5 - 1 if x.dtype == torch.uint8 else 2 * x - 1
+
+    assert_passes(ex.check_to_model_range, by_hand, capsys)
+
+
+@pytest.mark.parametrize("wrong, needle", [
+    (lambda x: x.float() / 255 if x.dtype == torch.uint8 else x.clone(), "[0, 1]"),
+    (lambda x: 2 * (x.float() / 255) - 1, "255 again"),
+    (lambda x: x * 2 - 1, "dtype torch.uint8"),
+    (lambda x: x.float() / 127.5 if x.dtype == torch.uint8 else 2 * x, "[0, 2]"),
+    (lambda x: ((x.float() / 255 if x.dtype == torch.uint8 else x) - 0.1307) / 0.3081, "mean and std"),
+])
+def test_to_model_range_catches_range_mistakes(wrong, needle, capsys):
+    assert_fails(ex.check_to_model_range, wrong, capsys, needle, "[−1, 1]")
+
+
+def test_to_model_range_catches_in_place_change(capsys):
+    def in_place(x):
+        return x.float().div(127.5).sub(1) if x.dtype == torch.uint8 else x.mul_(2).sub_(1)
+
+    assert_fails(ex.check_to_model_range, in_place, capsys, "in place")
+
+
+def test_q_sample_passes_reference_and_from_scratch(capsys):
+    assert_passes(ex.check_q_sample, lambda s, x0, t, n: ddpm.q_sample(s, x0, t, n), capsys)
+
+    def from_scratch(schedule, x0, t, noise):
+        ab = schedule.alpha_bars[t].float().view(-1, 1, 1, 1)
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    assert_passes(ex.check_q_sample, from_scratch, capsys)
+
+
+def _qs(coef_fn):
+    def fn(schedule, x0, t, noise):
+        a, b = coef_fn(schedule, t, x0)
+        return a * x0 + b * noise
+    return fn
+
+
+@pytest.mark.parametrize("wrong, needles", [
+    (_qs(lambda s, t, x: (_v(s.alphas, t, x).sqrt(), (1 - _v(s.alphas, t, x)).sqrt())), ["ᾱ vs α"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x), 1 - _v(s.alpha_bars, t, x))), ["missing √"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x).sqrt(), 1 - _v(s.alpha_bars, t, x))), ["missing √", "noise"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars_prev, t, x).sqrt(), (1 - _v(s.alpha_bars_prev, t, x)).sqrt())),
+     ["off-by-one", "t−1"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars, t + 1, x).sqrt(), (1 - _v(s.alpha_bars, t + 1, x)).sqrt())),
+     ["off-by-one", "t+1"]),
+    (lambda s, x0, t, n: ddpm.q_sample(s, (x0 + 1) / 2, t, n), ["data range", "[0, 1]"]),
+    (lambda s, x0, t, n: ddpm.q_sample(s, x0, t, torch.randn_like(x0)), ["own noise", "noise"]),
+    (lambda s, x0, t, n: torch.where((t == 0).view(-1, 1, 1, 1), x0, ddpm.q_sample(s, x0, t, n)), ["t = 0"]),
+    (lambda s, x0, t, n: ddpm.q_sample(ddpm.NoiseSchedule.linear(1000), x0, t, n), ["schedule"]),
+])
+def test_q_sample_catches_classic_mistakes(wrong, needles, capsys):
+    assert_fails(ex.check_q_sample, wrong, capsys, "expected", "got", *needles)
+
+
+def test_q_sample_explains_shape_errors(capsys):
+    def no_reshape(schedule, x0, t, noise):
+        ab = schedule.alpha_bars[t].float()
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+
+    assert_fails(ex.check_q_sample, no_reshape, capsys, "RuntimeError", "(B, 1, 1, ...)")
+
+
+# --------------------------------------------------------------------------- chapter 2
+
+def _oracle(schedule, x0, xt, t, generator, *, var="posterior_variance", noise=True, sqrt=True, shift=0,
+            mask=True, deterministic=False):
+    if isinstance(t, int):
+        t = torch.full((x0.shape[0],), t)
+    ts = (t + shift).clamp(0, schedule.T - 1)
+    mean = _v(schedule.posterior_mean_coef1, ts, x0) * x0 + _v(schedule.posterior_mean_coef2, ts, x0) * xt
+    v = _v(schedule.posterior_log_variance_clipped.exp() if var == "clipped" else getattr(schedule, var), ts, x0)
+    z = torch.randn(xt.shape, generator=generator, dtype=xt.dtype)
+    if deterministic:
+        z = torch.ones_like(z)
+    if not noise:
+        z = torch.zeros_like(z)
+    step = (v.sqrt() if sqrt else v) * z
+    if mask:
+        step = step * (t > 0).to(xt.dtype).view(-1, 1, 1, 1)
+    return mean + step
+
+
+def test_oracle_step_passes_reference_and_from_scratch(capsys):
+    assert_passes(ex.check_oracle_step,
+                  lambda s, x0, xt, t, g: ddpm.oracle_denoise(s, x0, xt, t, generator=g), capsys)
+    assert_passes(ex.check_oracle_step, _oracle, capsys)
+
+
+@pytest.mark.parametrize("kwargs, needles", [
+    (dict(deterministic=True), ["noise z is missing", "reference text"]),
+    (dict(noise=False), ["no noise"]),
+    (dict(mask=False, var="clipped"), ["noise added at t = 0", "t = 0 (paper step 1)"]),
+    (dict(var="betas"), ["β_t instead of β̃_t"]),
+    (dict(sqrt=False), ["missing √"]),
+    (dict(shift=-1), ["off-by-one"]),
+    (dict(shift=1), ["off-by-one"]),
+])
+def test_oracle_step_catches_classic_mistakes(kwargs, needles, capsys):
+    def wrong(schedule, x0, xt, t, generator):
+        return _oracle(schedule, x0, xt, t, generator, **kwargs)
+
+    assert_fails(ex.check_oracle_step, wrong, capsys, *needles)
+
+
+def test_oracle_step_catches_alpha_for_alpha_bar(capsys):
+    def wrong(schedule, x0, xt, t, generator):
+        a = _v(schedule.alphas, t, x0)
+        a_prev = _v(schedule.alphas, (t - 1).clamp(min=0), x0)
+        a_prev = torch.where((t == 0).view(-1, 1, 1, 1), torch.ones_like(a_prev), a_prev)
+        b = _v(schedule.betas, t, x0)
+        mean = a_prev.sqrt() * b / (1 - a) * x0 + a.sqrt() * (1 - a_prev) / (1 - a) * xt
+        var = _v(schedule.posterior_variance, t, x0)
+        return mean + var.sqrt() * torch.randn(xt.shape, generator=generator)
+
+    assert_fails(ex.check_oracle_step, wrong, capsys, "ᾱ vs α")
+
+
+def test_oracle_step_requires_the_generator(capsys):
+    def global_rng(schedule, x0, xt, t, generator):
+        return ddpm.oracle_denoise(schedule, x0, xt, t)
+
+    assert_fails(ex.check_oracle_step, global_rng, capsys, "generator")
+
+
+def test_oracle_step_explains_scalar_if_on_batched_t(capsys):
+    def scalar_if(schedule, x0, xt, t, generator):
+        mean, var, _ = ddpm.q_posterior(schedule, x0, xt, t)
+        if t == 0:
+            return mean
+        return mean + var.sqrt() * torch.randn(xt.shape, generator=generator)
+
+    assert_fails(ex.check_oracle_step, scalar_if, capsys, "mask")
+
+
+# --------------------------------------------------------------------------- chapter 3
+
+def test_normal_kl_passes_reference(capsys):
+    assert_passes(ex.check_normal_kl, ddpm.normal_kl, capsys)
+
+    def by_hand(m1, lv1, m2, lv2):
+        v1, v2 = lv1.exp(), lv2.exp()
+        return 0.5 * (torch.log(v2 / v1) + v1 / v2 + (m1 - m2) ** 2 / v2 - 1)
+
+    assert_passes(ex.check_normal_kl, by_hand, capsys)
+
+
+def _kl(m1, v1, m2, v2):
+    return 0.5 * (torch.log(v2) - torch.log(v1) + v1 / v2 + (m1 - m2) ** 2 / v2 - 1)
+
+
+@pytest.mark.parametrize("wrong, needle", [
+    (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m2, lv2, m1, lv1), "swapped"),
+    (lambda m1, lv1, m2, lv2: _kl(m1, lv1, m2, lv2), "log-variance"),
+    (lambda m1, lv1, m2, lv2: 2 * ddpm.normal_kl(m1, lv1, m2, lv2), "½"),
+    (lambda m1, lv1, m2, lv2: _kl(m1, (2 * lv1).exp(), m2, (2 * lv2).exp()), "log standard deviation"),
+    (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m1, lv1, m2, lv2).sum(), "summed"),
+    (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m1, lv1, m2, lv2) / math.log(2), "bits"),
+])
+def test_normal_kl_catches_classic_mistakes(wrong, needle, capsys):
+    assert_fails(ex.check_normal_kl, wrong, capsys, needle)
+
+
+def test_prior_bpd_passes_reference(capsys):
+    assert_passes(ex.check_prior_bpd, ddpm.prior_bpd, capsys)
+
+    def by_hand(schedule, x0):
+        ab = schedule.alpha_bars[-1]
+        kl = ddpm.normal_kl(ab.sqrt() * x0.double(), torch.log(1 - ab), torch.zeros(()), torch.zeros(()))
+        return kl.flatten(1).mean(1) / math.log(2)
+
+    assert_passes(ex.check_prior_bpd, by_hand, capsys)
+
+
+def _prior(schedule, x0, *, index=-1, buf="alpha_bars", bits=True, reduce="mean"):
+    ab = getattr(schedule, buf)[index]
+    kl = ddpm.normal_kl(ab.sqrt() * x0.double(), torch.log(1 - ab), torch.zeros(()), torch.zeros(()))
+    kl = kl.flatten(1).mean(1) if reduce == "mean" else kl.flatten(1).sum(1)
+    return kl / math.log(2) if bits else kl
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(bits=False), "nats"),
+    (dict(reduce="sum"), "summed"),
+    (dict(index=-2), "T−2"),
+    (dict(buf="alphas"), "ᾱ vs α"),
+])
+def test_prior_bpd_catches_classic_mistakes(kwargs, needle, capsys):
+    assert_fails(ex.check_prior_bpd, lambda s, x0: _prior(s, x0, **kwargs), capsys, needle)
+
+
+def test_prior_bpd_explains_index_T(capsys):
+    assert_fails(ex.check_prior_bpd, lambda s, x0: _prior(s, x0, index=s.T), capsys, "IndexError", "T−1")
+
+
+# --------------------------------------------------------------------------- chapter 4
+
+def _l_simple(model, schedule, x0, generator, *, buf="alpha_bars", lo=0, hi=None, target="eps", reduce="mean",
+              t_model_shift=0, sqrt=True):
+    B, T = x0.shape[0], schedule.T
+    t = torch.randint(lo, T if hi is None else hi, (B,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    ab = _v(getattr(schedule, buf), t.clamp(max=T - 1), x0)
+    xt = (ab.sqrt() if sqrt else ab) * x0 + ((1 - ab).sqrt() if sqrt else 1 - ab) * noise
+    pred = model(xt, t + t_model_shift)
+    err = (pred - (noise if target == "eps" else x0)) ** 2
+    return err.mean() if reduce == "mean" else err.sum()
+
+
+def test_l_simple_passes_reference_and_from_scratch(capsys):
+    assert_passes(ex.check_l_simple,
+                  lambda m, s, x0, g: ddpm.noise_prediction_loss(m, s, x0, generator=g), capsys)
+    assert_passes(ex.check_l_simple, _l_simple, capsys)
+
+
+@pytest.mark.parametrize("kwargs, needles", [
+    (dict(target="x0"), ["target is x0"]),
+    (dict(buf="alphas"), ["ᾱ vs α"]),
+    (dict(sqrt=False), ["missing √"]),
+    (dict(lo=1, hi=None), ["never saw t = [0]", "off-by-one"]),
+    (dict(lo=1, hi=21, t_model_shift=0), ["code timesteps run over 0..T−1"]),
+    (dict(buf="alpha_bars_prev"), ["off-by-one"]),
+    (dict(reduce="sum"), ["summed", "mean"]),
+])
+def test_l_simple_catches_classic_mistakes(kwargs, needles, capsys):
+    assert_fails(ex.check_l_simple, lambda m, s, x0, g: _l_simple(m, s, x0, g, **kwargs), capsys, *needles)
+
+
+def test_l_simple_refuses_a_detached_number(capsys):
+    assert_fails(ex.check_l_simple, lambda m, s, x0, g: _l_simple(m, s, x0, g).item(), capsys, "backward")
+
+
+def _sampler(eps_fn, schedule, shape, generator, *, var="posterior_variance", noise=True, noise_at_0=False,
+             deterministic=False, stop=0, mean_kind="ok"):
+    T = schedule.T
+    x = torch.randn(shape, generator=generator)
+    for i in range(T - 1, stop - 1, -1):
+        t = torch.full((shape[0],), i, dtype=torch.long)
+        eps = eps_fn(x, t)
+        a, ab, b = schedule.alphas[i].item(), schedule.alpha_bars[i].item(), schedule.betas[i].item()
+        if mean_kind == "ko":
+            mean = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
+        elif mean_kind == "prev":  # coefficients read at index t-1 (alpha_bars_prev), eps_fn called at t
+            j = max(i - 1, 0)
+            a, ab, b = schedule.alphas[j].item(), schedule.alpha_bars[j].item(), schedule.betas[j].item()
+            mean = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(a)
+        else:
+            mean = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(a)
+        sigma = math.sqrt(getattr(schedule, var)[i].item())
+        z = torch.randn(shape, generator=generator)
+        if deterministic:
+            z = torch.ones_like(z)
+        x = mean + sigma * z if (noise and (i > 0 or noise_at_0)) else mean
+    return x
+
+
+def test_sampler_passes_reference_and_from_scratch(capsys):
+    def reference(eps_fn, schedule, shape, generator):
+        x = torch.randn(shape, generator=generator)
+        for i in reversed(range(schedule.T)):
+            t = torch.full((shape[0],), i, dtype=torch.long)
+            x = ddpm.p_sample_step(schedule, eps_fn(x, t), x, t, generator=generator)
+        return x
+
+    assert_passes(ex.check_sampler, reference, capsys)
+    assert_passes(ex.check_sampler, _sampler, capsys)
+    out = assert_passes(ex.check_sampler, lambda *a: _sampler(*a, var="betas"), capsys)
+    assert "β_t" in out
+
+
+@pytest.mark.parametrize("kwargs, needles", [
+    (dict(deterministic=True), ["noise z is missing"]),
+    (dict(noise=False), ["no noise"]),
+    (dict(noise_at_0=True, var="betas"), ["noise added at t = 0"]),
+    (dict(stop=1), ["stops before t = 0"]),
+    (dict(mean_kind="ko"), ["ᾱ vs α"]),
+    (dict(mean_kind="prev"), ["off-by-one"]),
+])
+def test_sampler_catches_classic_mistakes(kwargs, needles, capsys):
+    assert_fails(ex.check_sampler, lambda *a: _sampler(*a, **kwargs), capsys, *needles)
+
+
+def test_sampler_catches_paper_indexed_loop(capsys):
+    def paper_loop(eps_fn, schedule, shape, generator):
+        x = torch.randn(shape, generator=generator)
+        for i in range(schedule.T, 0, -1):  # paper's T..1 passed straight to eps_fn
+            eps = eps_fn(x, torch.full((shape[0],), i, dtype=torch.long))
+            x = ddpm.p_sample_step(schedule, eps, x, i - 1, generator=generator)
+        return x
+
+    assert_fails(ex.check_sampler, paper_loop, capsys, "0..T−1", "reversed(range(T))")
+
+
+# --------------------------------------------------------------------------- chapter 5
+
+def _mc(schedule, xt, t, data, n_samples, generator, *, buf="alpha_bars", weighted=True, shift=0, sqrt=True):
+    ab = getattr(schedule, buf)[(t + shift).clamp(0, schedule.T - 1)].reshape(-1, 1)        # (B, 1) float64
+    idx = torch.randint(0, data.shape[0], (xt.shape[0], n_samples), generator=generator)
+    x0 = data[idx, 0].double()                                                            # (B, n)
+    x = xt.double()
+    eps = (x - ab.sqrt() * x0) / ((1 - ab).sqrt() if sqrt else 1 - ab)
+    if not weighted:
+        return eps.mean(1, keepdim=True).float()
+    w = torch.softmax(-(x - ab.sqrt() * x0) ** 2 / (2 * (1 - ab)), dim=1)
+    return (w * eps).sum(1, keepdim=True).float()
+
+
+def _mc_kernel(schedule, xt, t, data, n_samples, generator, h=0.02):
+    """The 'samples that land near x_t' estimator: forward-sample, keep those within h of x_t."""
+    ab = schedule.alpha_bars[t].reshape(-1, 1)
+    idx = torch.randint(0, data.shape[0], (xt.shape[0], n_samples), generator=generator)
+    eps = torch.randn(xt.shape[0], n_samples, generator=generator, dtype=torch.float64)
+    x = ab.sqrt() * data[idx, 0].double() + (1 - ab).sqrt() * eps
+    near = ((x - xt.double()).abs() < h).double()
+    return ((near * eps).sum(1) / near.sum(1).clamp(min=1)).reshape(-1, 1).float()
+
+
+def test_mc_eps_passes_weighted_and_kernel_estimators(capsys):
+    assert_passes(ex.check_mc_eps, _mc, capsys)
+    assert_passes(ex.check_mc_eps, lambda *a: _mc_kernel(*a, h=0.02), capsys)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    (dict(buf="alphas"), "ᾱ vs α"),
+    (dict(weighted=False), "not weighted"),
+    (dict(shift=1), "off-by-one"),
+    (dict(sqrt=False), "missing √"),
+])
+def test_mc_eps_catches_classic_mistakes(kwargs, needle, capsys):
+    assert_fails(ex.check_mc_eps, lambda *a: _mc(*a, **kwargs), capsys, needle, "n_samples")
+
+
+def test_mc_eps_refuses_the_exact_answer(capsys):
+    assert_fails(ex.check_mc_eps, lambda s, xt, t, data, n, g: ddpm.ideal_eps(s, xt, t, data), capsys,
+                 "Monte-Carlo")

@@ -1,0 +1,203 @@
+import importlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dnnl.models.ddpm import TrainConfig, UNet, train
+
+train_module = importlib.import_module("dnnl.models.ddpm.train")  # the module, not the function
+from dnnl.models.ddpm.train import ema_decay_at, ema_update, load_checkpoint, save_checkpoint  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny models here are overhead-bound: one thread is faster and immune to a busy machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(root, out, **kw):
+    """A very small model on a 64-image subset: four batches per epoch, so runs cross epochs."""
+    base = dict(channels=(8, 16, 16), steps=20, batch_size=16, subset=64, lr=1e-3, warmup=5, dropout=0.1,
+                data_root=str(root), out_dir=str(out), log_every=5, checkpoint_every=10)
+    return TrainConfig(**{**base, **kw})
+
+
+def same_tensors(a, b, where=""):
+    """Every tensor in two nested state structures is torch.equal; other leaves are ==."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), f"tensors differ at {where}"
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"keys differ at {where}"
+        for k in a:
+            same_tensors(a[k], b[k], f"{where}/{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"lengths differ at {where}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            same_tensors(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, f"{a!r} != {b!r} at {where}"
+
+
+def test_presets_build_models_that_fit_mnist():
+    for config in (TrainConfig.quick(), TrainConfig.full()):
+        model = config.build_model()
+        assert isinstance(model, UNet)
+        assert model(torch.zeros(1, 1, 28, 28), 0).shape == (1, 1, 28, 28)
+    assert TrainConfig.quick(steps=7).steps == 7
+    assert TrainConfig.preset_named("full").preset == "full"
+
+
+def test_bad_config_values_are_rejected():
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        TrainConfig(steps=0)
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.0)
+    with pytest.raises(ValueError, match="schedule must be"):
+        TrainConfig(schedule="quadratic")
+    with pytest.raises(ValueError, match="preset must be"):
+        TrainConfig.preset_named("medium")
+    with pytest.raises(TypeError, match="TrainConfig"):
+        train({"steps": 3})
+
+
+def test_ema_decay_warms_up_then_caps():
+    assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)
+    assert ema_decay_at(90, 0.9999) == pytest.approx(91 / 100)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    assert all(ema_decay_at(n, 0.9999) <= ema_decay_at(n + 1, 0.9999) for n in range(1000))
+
+
+def test_ema_update_is_a_convex_combination():
+    ema, model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    before = [p.clone() for p in ema.parameters()]
+    ema_update(ema, model, 0.75)
+    for e, b, p in zip(ema.parameters(), before, model.parameters()):
+        assert torch.allclose(e, 0.75 * b + 0.25 * p)
+
+
+def test_checkpoint_loads_weights_only_with_everything_needed(mnist_root, tmp_path):
+    config = tiny(mnist_root, tmp_path, steps=3, checkpoint_every=3)
+    result = train(config, progress=False)
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert {"model", "ema", "optimizer", "lr_scheduler", "step", "rng", "config", "losses"} <= state.keys()
+    assert state["step"] == 3 and len(state["losses"]) == 3 and result.steps == 3
+    assert state["config"] == config.to_dict()
+    assert {"torch", "cuda", "numpy", "python"} <= state["rng"][0].keys()
+    json.dumps(state["config"])  # plain types only
+    same_tensors(state["ema"], result.ema_model.state_dict())
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(mnist_root, tmp_path):
+    whole = train(tiny(mnist_root, tmp_path / "whole"), progress=False)
+    train(tiny(mnist_root, tmp_path / "split", steps=10), progress=False)
+    resumed = train(tiny(mnist_root, tmp_path / "split"), resume=True, progress=False)
+    assert resumed.steps == whole.steps == 20
+    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
+    for key in ("model", "ema", "optimizer", "lr_scheduler", "losses", "rng"):
+        same_tensors(a[key], b[key], key)
+    assert resumed.losses == whole.losses
+    same_tensors(resumed.model.state_dict(), whole.model.state_dict())
+
+
+def test_resume_refuses_a_different_model(mnist_root, tmp_path):
+    train(tiny(mnist_root, tmp_path, steps=2, checkpoint_every=2), progress=False)
+    with pytest.raises(ValueError, match="lr: checkpoint 0.001 vs now 0.002"):
+        train(tiny(mnist_root, tmp_path, steps=4, lr=2e-3), resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_loss_decreases_over_50_steps_on_512_images(mnist_root, tmp_path):
+    config = tiny(mnist_root, tmp_path, channels=(16, 32, 32), steps=50, batch_size=32, subset=512, lr=2e-3,
+                  warmup=5, dropout=0.0, checkpoint_every=50)
+    losses = train(config, progress=False).losses
+    assert len(losses) == 50 and all(math.isfinite(v) for v in losses)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.8 * first, (first, last)
+
+
+def test_atomic_save_survives_a_crash_mid_write(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint({"step": 1, "w": torch.ones(3)}, path)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial checkpoint bytes")  # a torn write ...
+        raise OSError("disk full")                       # ... then the crash
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    state = load_checkpoint(path)
+    assert state["step"] == 1 and torch.equal(state["w"], torch.ones(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(mnist_root, tmp_path, monkeypatch):
+    real_loss, calls = train_module.noise_prediction_loss, []
+
+    def nan_at_step_7(*args, **kwargs):
+        calls.append(1)
+        loss = real_loss(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    monkeypatch.setattr(train_module, "noise_prediction_loss", nan_at_step_7)
+    config = tiny(mnist_root, tmp_path, steps=20, checkpoint_every=5, log_every=3)
+    with pytest.raises(RuntimeError, match=r"non-finite loss nan at step 7.*step 5\)"):
+        train(config, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 5 and len(state["losses"]) == 5
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+def _run(args, timeout=300, **env):
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_cli_help():
+    out = _run(["-m", "dnnl.models.ddpm.train", "--help"])
+    assert out.returncode == 0, out.stderr
+    for flag in ("--preset", "--out", "--steps", "--resume", "--subset", "--batch-size", "--seed"):
+        assert flag in out.stdout
+    assert "RuntimeWarning" not in out.stderr
+
+
+@pytest.mark.slow
+def test_cli_runs_20_steps_and_resumes(mnist_root, tmp_path):
+    args = ["-m", "dnnl.models.ddpm.train", "--preset", "quick", "--out", str(tmp_path), "--subset", "64",
+            "--batch-size", "8", "--data-root", str(mnist_root), "--no-progress"]
+    out = _run([*args, "--steps", "20"])
+    assert out.returncode == 0, out.stderr
+    assert "done: 20 steps" in out.stdout
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 20
+    out = _run([*args, "--steps", "22", "--resume"])
+    assert out.returncode == 0, out.stderr
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 22 and len(state["losses"]) == 22
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_run(mnist_root, tmp_path):
+    out = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                "-m", "dnnl.models.ddpm.train", "--preset", "quick", "--steps", "4", "--subset", "64",
+                "--batch-size", "8", "--out", str(tmp_path), "--data-root", str(mnist_root), "--no-progress"],
+               timeout=240, DNNL_DEVICE="cpu")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert out.stdout.count("done: 4 steps") == 1  # rank 0 only
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["world_size"] == 2 and state["step"] == 4 and len(state["losses"]) == 4
+    assert len(state["rng"]) == 2
+    assert all(math.isfinite(v) for v in state["losses"])

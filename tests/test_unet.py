@@ -1,0 +1,110 @@
+import math
+
+import pytest
+import torch
+
+from dnnl.models.ddpm import UNet, sinusoidal_embedding
+
+
+def small(**kw):
+    return UNet(channels=(8, 16, 16), groups=4, heads=2, **kw)
+
+
+@pytest.mark.parametrize("side", [28, 32])
+@pytest.mark.parametrize("c", [1, 3])
+def test_output_has_input_shape(side, c):
+    torch.manual_seed(0)
+    model = small(in_channels=c, out_channels=c)
+    x = torch.randn(2, c, side, side)
+    out = model(x, torch.tensor([0, 999]))
+    assert out.shape == x.shape and out.dtype == torch.float32
+
+
+def test_non_square_and_four_levels():
+    model = UNet(channels=(8, 8, 16, 16), groups=4, heads=2)
+    assert model(torch.randn(1, 1, 32, 16), 5).shape == (1, 1, 32, 16)
+
+
+def test_output_depends_on_t_and_x_once_trained_weights_are_nonzero():
+    torch.manual_seed(0)
+    model = small()
+    for p in model.parameters():  # zero-initialised output layers would hide the dependence
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(1, 1, 28, 28)
+    assert not torch.allclose(model(x, 1), model(x, 500))
+    assert not torch.allclose(model(x, 1), model(x + 0.1, 1))
+
+
+def test_fresh_model_predicts_zero_noise():
+    model = small()
+    assert torch.equal(model(torch.randn(2, 1, 28, 28), 3), torch.zeros(2, 1, 28, 28))
+
+
+def test_int_and_zero_dim_t_broadcast_like_a_batch():
+    torch.manual_seed(0)
+    model = small()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(3, 1, 28, 28)
+    ref = model(x, torch.full((3,), 7, dtype=torch.long))
+    assert torch.allclose(model(x, 7), ref)
+    assert torch.allclose(model(x, torch.tensor(7)), ref)
+    assert torch.allclose(model(x, torch.tensor([7])), ref)
+
+
+def test_batch_elements_are_independent():
+    torch.manual_seed(0)
+    model = small()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([0, 10, 100, 999])
+    full = model(x, t)
+    assert torch.allclose(model(x[2:3], t[2:3]), full[2:3], atol=1e-5)
+
+
+def test_side_not_divisible_is_a_clear_error():
+    model = small()
+    with pytest.raises(ValueError, match=r"30x30.*divisible by 2\*\*2 = 4"):
+        model(torch.randn(1, 1, 30, 30), 0)
+    with pytest.raises(ValueError, match="28x28.*divisible by 2\\*\\*3 = 8"):
+        UNet(channels=(8, 8, 8, 8), groups=4, heads=2, image_size=28)
+
+
+def test_bad_inputs_are_rejected():
+    model = small()
+    x = torch.randn(2, 1, 28, 28)
+    with pytest.raises(TypeError, match="integer timesteps"):
+        model(x, torch.tensor([0.5, 1.0]))
+    with pytest.raises(TypeError, match="int or an int64 tensor"):
+        model(x, 1.0)
+    with pytest.raises(ValueError, match=r"shape \(B,\) = \(2,\)"):
+        model(x, torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match=">= 0"):
+        model(x, -1)
+    with pytest.raises(ValueError, match="in_channels=1"):
+        model(torch.randn(2, 3, 28, 28), 0)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        model(torch.randn(1, 28, 28), 0)
+    with pytest.raises(ValueError, match="divisible by groups"):
+        UNet(channels=(12, 16), groups=8)
+
+
+def test_sinusoidal_embedding_values_and_shape():
+    t = torch.tensor([0, 1, 999])
+    emb = sinusoidal_embedding(t, 16)
+    assert emb.shape == (3, 16) and emb.dtype == torch.float32
+    assert torch.equal(emb[0], torch.cat([torch.zeros(8), torch.ones(8)]))  # sin 0, cos 0
+    k = torch.arange(8, dtype=torch.float64)
+    freqs = torch.exp(-math.log(10_000) * k / 8)
+    expected = torch.cat([torch.sin(999 * freqs), torch.cos(999 * freqs)]).float()
+    assert torch.allclose(emb[2], expected, atol=1e-4)
+    assert torch.allclose(emb.pow(2).sum(1), torch.full((3,), 8.0))  # sin² + cos² per frequency
+    assert sinusoidal_embedding(5, 4).shape == (1, 4)
+    with pytest.raises(ValueError, match="even"):
+        sinusoidal_embedding(t, 7)
+
+
+def test_distinct_timesteps_get_distinct_embeddings():
+    emb = sinusoidal_embedding(torch.arange(1000), 32)
+    dists = torch.cdist(emb, emb) + torch.eye(1000) * 1e9
+    assert dists.min() > 1e-3
