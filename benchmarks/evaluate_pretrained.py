@@ -62,6 +62,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--no-update", action="store_true", help="do not write into the checkpoint's JSON")
+    parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/<name>_quality.json, "
+                        "pretrained_quality.json for the shipped default)")
     args = parser.parse_args(argv)
 
     device = dnnl.get_device()
@@ -88,7 +90,7 @@ def main(argv=None) -> dict:
 
     name = args.name if args.path is None else Path(args.path).stem
     RESULTS.mkdir(parents=True, exist_ok=True)
-    grid = save_grid(images[:64], RESULTS / f"{name}_samples.png", nrow=8)
+    grid = save_grid(images[:64], RESULTS / f"{name}_samples_{args.method}{args.steps}.png", nrow=8)
     summary = {
         "fd": round(quality["fd"], 4),
         "confidence": round(quality["confidence"], 4),
@@ -121,7 +123,8 @@ def main(argv=None) -> dict:
         "sample_grid": str(grid.relative_to(REPO)),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    out = RESULTS / ("pretrained_quality.json" if name == "ddpm_mnist_quick" else f"{name}_quality.json")
+    out = Path(args.out) if args.out else RESULTS / (
+        "pretrained_quality.json" if name == "ddpm_mnist_quick" else f"{name}_quality.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
 
     if not args.no_update:

@@ -1,6 +1,6 @@
 """Train the shipped checkpoint: the quick preset on MNIST with the package's own loop, then export it.
 
-    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick, then export
+    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick to 3000 steps, export
     python benchmarks/train_pretrained.py --export-only   # export an existing runs/quick/checkpoint.pt
 
 Writes ``dnnl/models/ddpm/weights/ddpm_mnist_quick.pt`` (the EMA weights as a plain fp32 state dict,
@@ -41,11 +41,19 @@ def machine() -> str:
                 if line.startswith("model name"):
                     name = line.split(":", 1)[1].strip()
                     break
-        what = f"{os.cpu_count()}-core {name} CPU ({torch.get_num_threads()} torch threads)"
+        what = f"{os.cpu_count()}-core {name} CPU"
     return f"{what}, torch {torch.__version__}"
 
 
-def export(run_dir: Path, name: str, weights_dir: Path) -> dict:
+def _relative(path: str) -> str:
+    """A path inside the repository as a relative one, so the record names no local folders."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return path
+
+
+def export(run_dir: Path, name: str, weights_dir: Path, note: str | None = None) -> dict:
     """Copy the EMA weights of ``run_dir/checkpoint.pt`` to ``weights_dir/<name>.pt`` and write its JSON record."""
     state = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location="cpu")
     config = TrainConfig(**state["config"])
@@ -62,7 +70,7 @@ def export(run_dir: Path, name: str, weights_dir: Path) -> dict:
     record = {
         "name": name,
         "model": config.model_kwargs(),
-        "config": state["config"],
+        "config": {**state["config"], "out_dir": _relative(state["config"]["out_dir"])},
         "steps": steps,
         "seed": config.seed,
         "images_seen": images,
@@ -73,10 +81,11 @@ def export(run_dir: Path, name: str, weights_dir: Path) -> dict:
         "parameters": sum(v.numel() for v in ema.values()),
         "dtype": dtype,
         "machine": machine(),
-        "load_average_at_export": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python benchmarks/train_pretrained.py",
+        "command": f"python benchmarks/train_pretrained.py --steps {config.steps} --seed {config.seed}",
     }
+    if note:
+        record["note"] = note
     tmp = weights.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     os.replace(tmp, weights.with_suffix(".json"))
@@ -88,12 +97,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
     parser.add_argument("--name", default="ddpm_mnist_quick", help="name of the exported weights")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    parser.add_argument("--steps", type=int, help="override the quick preset's step count")
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="steps for the shipped model (the quick preset's own default is shorter)")
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
     parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
     parser.add_argument("--sample-every", type=int, default=500, help="preview grids in <out>/samples/")
     parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
     args = parser.parse_args(argv)
 
     run_dir = Path(args.out)
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
                      if v is not None}
         config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, **overrides)
         train(config, resume=True, progress=not args.no_progress)
-    record = export(run_dir, args.name, Path(args.weights_dir))
+    record = export(run_dir, args.name, Path(args.weights_dir), args.note)
     print(json.dumps(record, indent=2))
     return record
 

@@ -61,8 +61,9 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None, *,
         try:
             datasets.MNIST(root=str(folder), train=True, download=True)
         except Exception as err:  # no network, a proxy, a read-only folder, ...
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise FileNotFoundError(_missing_message(folder, _missing_files(folder),
-                                                     f"download failed: {err}")) from err
+                                                     f"download failed: {first_line}")) from err
     to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     return datasets.MNIST(root=str(folder), train=(split == "train"), download=False, transform=to_tensor)
 

@@ -1,4 +1,5 @@
-"""DDPM, one concept per module in book order: schedule → diffusion → elbo → losses → scheduler → ideal.
+"""DDPM, one concept per module in book order:
+schedule → diffusion → elbo → losses → unet → train → scheduler → sample → pretrained → ideal.
 
 Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
 """
@@ -7,7 +8,11 @@ from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_
                         q_posterior, q_sample)
 from .elbo import discretized_gaussian_log_likelihood, normal_kl, prior_bpd, vlb_terms
 from .losses import noise_prediction_loss
+from .unet import UNet, sinusoidal_embedding
+from .train import TrainConfig, TrainResult, train
 from .scheduler import DDPMScheduler, SchedulerOutput
+from .sample import make_grid_image, sample, save_gif, save_grid
+from .pretrained import load_pretrained, pretrained_info
 from .ideal import ideal_eps, ideal_score, ideal_x0, log_marginal
 from . import utils
 
@@ -17,21 +22,15 @@ __all__ = [
     "p_sample_step",
     "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms",
     "noise_prediction_loss",
+    "UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train",
     "DDPMScheduler", "SchedulerOutput",
+    "sample", "save_grid", "save_gif", "make_grid_image", "load_pretrained", "pretrained_info",
     "ideal_eps", "ideal_score", "ideal_x0", "log_marginal",
     "utils",
 ]
 
-# Model, training and sampling (chapter 4).
+# `python -m dnnl.models.ddpm.train` runs a module this package has already imported; that is intended.
 import warnings as _warnings
 
-# `python -m dnnl.models.ddpm.train` runs a module this package has already imported; that is intended.
 _warnings.filterwarnings("ignore", message=r"'dnnl\.models\.ddpm\.train' found in sys\.modules",
                          category=RuntimeWarning)
-from .unet import UNet, sinusoidal_embedding
-from .train import TrainConfig, TrainResult, train
-__all__ += ["UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train"]
-from .sample import sample, save_grid, save_gif, make_grid_image
-from .pretrained import load_pretrained, pretrained_info
-
-__all__ += ["sample", "save_grid", "save_gif", "make_grid_image", "load_pretrained", "pretrained_info"]

@@ -3,7 +3,7 @@
 - ``steps = T``: Algorithm 2, one :func:`p_sample_step` per timestep (Eq. @eq-p-sample).
 - ``steps < T``: the strided chain of :class:`DDPMScheduler` (``set_timesteps`` / ``step``), whose
   steps use the effective β = 1 − ᾱ_t/ᾱ_prev (Eq. @eq-respaced-beta).
-- ``method="ddim"``: the deterministic DDIM update (η = 0) on the same timesteps (Song et al., 2021, Eq. 12 with σ = 0).
+- ``method="ddim"``: the deterministic DDIM update (η = 0) on the same timesteps (Eq. @eq-ch4-ddim; Song et al., 2021, Eq. 12 with σ = 0).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ METHODS = ("ddpm", "ddim")
 # --------------------------------------------------------------------------- one step
 
 def ddim_step(schedule, eps: Tensor, xt: Tensor, t, *, clip: bool = False) -> Tensor:
-    """One DDIM step with η = 0: x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev) ε̂ (Song et al., 2021, Eq. 12 with σ = 0).
+    """One DDIM step with η = 0: x_prev = √ᾱ_prev x̂_0 + √(1 − ᾱ_prev) ε̂ (Eq. @eq-ch4-ddim; Song et al., 2021, Eq. 12 with σ = 0).
 
     ``schedule`` may be a strided chain (:meth:`NoiseSchedule.respaced`): its ``alpha_bars_prev[t]`` is
     ᾱ at the previous visited timestep (1 after the last). With ``clip``, x̂_0 is clamped to [−1, 1]

@@ -144,7 +144,11 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns. ``losses[i]`` is the L_simple of step i+1 (mean over all processes)."""
+    """What :func:`train` returns. ``losses[i]`` is the L_simple of step i+1 (mean over all processes).
+
+    ``wall_time`` covers every stretch of a resumed run; ``images_per_sec`` this call's stretch only,
+    by the wall clock (checkpoints and sample previews included).
+    """
 
     model: nn.Module
     ema_model: nn.Module
@@ -159,7 +163,7 @@ class TrainResult:
 # --------------------------------------------------------------------------- EMA
 
 def ema_decay_at(n: int, decay: float) -> float:
-    """The EMA decay after n updates: min(decay, (1 + n) / (10 + n)).
+    """The EMA decay after n updates: min(decay, (1 + n) / (10 + n)) (Eq. @eq-ch4-ema).
 
     A plain decay of 0.9999 keeps a weight of 0.9999**n on the random initial weights: 90% after 1,000
     steps and still 37% after 10,000, so a short run's EMA model is mostly noise. The warm-up lets the
@@ -170,7 +174,7 @@ def ema_decay_at(n: int, decay: float) -> float:
 
 @torch.no_grad()
 def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """θ_ema ← decay · θ_ema + (1 − decay) · θ, for every parameter; buffers are copied."""
+    """θ_ema ← decay · θ_ema + (1 − decay) · θ for every parameter (Eq. @eq-ch4-ema); buffers are copied."""
     for e, p in zip(ema.parameters(), model.parameters()):
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
@@ -272,7 +276,8 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -
 
     ``resume=True`` continues from ``<out_dir>/checkpoint.pt`` (if present) up to ``config.steps``;
     on CPU the result is bit-identical to an uninterrupted run. A non-finite loss stops the run with a
-    ``RuntimeError``; the last checkpoint on disk is the last good one.
+    ``RuntimeError``; the last checkpoint on disk is the last good one. On CUDA the loop uses bf16 autocast
+    (fp16 with a GradScaler where bf16 is missing), TF32 matmuls and channels_last; elsewhere plain fp32.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig (got {type(config).__name__}); try TrainConfig.quick()")
@@ -325,9 +330,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
         optimizer, lambda s: min(1.0, (s + 1) / config.warmup) if config.warmup else 1.0)
     autocast, scaler = _precision(device)
 
-    step, losses, past_wall = 0, [], 0.0
+    step, losses, past_wall, past_cpu = 0, [], 0.0, 0.0
     if resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, map_location=device)
+        state = load_checkpoint(ckpt_path, map_location="cpu")  # load_state_dict moves tensors to the device
         _check_resume_config(state["config"], config)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
@@ -336,11 +341,14 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         step, losses, past_wall = state["step"], list(state["losses"]), state["wall_time"]
+        past_cpu = state.get("cpu_time", math.nan)  # nan: the earlier part was not measured
         if rank < len(state["rng"]):
             _set_rng_state(state["rng"][rank])
-    net = nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    net = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
 
-    def checkpoint_state(wall: float) -> dict:
+    def checkpoint_state() -> dict:
         rng = [None] * world
         if world > 1:
             dist.all_gather_object(rng, _rng_state())
@@ -349,7 +357,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
         return {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                 "lr_scheduler": lr_schedule.state_dict(), "scaler": scaler.state_dict() if scaler else None,
                 "step": step, "config": config.to_dict(), "losses": list(losses), "rng": rng,
-                "wall_time": wall, "world_size": world}
+                "wall_time": past_wall + time.perf_counter() - t0,
+                "cpu_time": past_cpu + time.process_time() - cpu0,  # this process's CPU seconds
+                "world_size": world}
 
     noise_gen = torch.Generator(device if cuda else "cpu")
     pending: list[torch.Tensor] = []  # losses not yet copied to the host (avoids a GPU sync per step)
@@ -371,7 +381,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
                                    f"{kept}. Try a lower lr (now {config.lr}) or grad_clip (now {config.grad_clip}).")
         losses.extend(values)
 
-    start_step, t0 = step, time.perf_counter()
+    start_step, t0, cpu0 = step, time.perf_counter(), time.process_time()
     bar = tqdm(total=config.steps, initial=step, desc=f"train ({config.preset}, {device.type})",
                disable=not progress or rank != 0, dynamic_ncols=True)
     model.train()
@@ -414,7 +424,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
                 bar.set_postfix(loss=f"{np.mean(losses[-config.log_every:]):.4f}", img_s=f"{rate:.0f}")
             bar.update(1)
             if save:
-                state = checkpoint_state(past_wall + time.perf_counter() - t0)
+                state = checkpoint_state()
                 if rank == 0:
                     save_checkpoint(state, ckpt_path)
             if config.sample_every and (step % config.sample_every == 0 or last) and rank == 0:

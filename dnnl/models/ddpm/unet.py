@@ -16,7 +16,7 @@ __all__ = ["UNet", "sinusoidal_embedding"]
 
 
 def sinusoidal_embedding(t: torch.Tensor | int, dim: int, max_period: float = 10_000.0) -> torch.Tensor:
-    """Transformer-style embedding of timesteps: (B,) -> (B, dim) float32, [sin | cos] halves.
+    """Sinusoidal embedding of timesteps (Eq. @eq-ch4-time-embedding): (B,) -> (B, dim) float32, [sin | cos].
 
     Frequency k of dim/2 is max_period^(-k/(dim/2)), so low k changes fast with t and high k slowly.
     """
@@ -103,9 +103,10 @@ class UNet(nn.Module):
 
     ``channels[i]`` is the width at level i; the side halves between levels, so H and W must be
     divisible by 2**(len(channels) - 1). ``attention`` adds self-attention at the lowest resolution.
+    The defaults are the quick (CPU) size; ``TrainConfig.full()`` uses (64, 128, 256) with 2 blocks per level.
     """
 
-    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: tuple[int, ...] = (32, 64, 128),
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: tuple[int, ...] = (16, 32, 64),
                  num_res_blocks: int = 1, attention: bool = True, time_dim: int | None = None,
                  groups: int = 8, heads: int = 4, dropout: float = 0.0, image_size: int | None = None):
         super().__init__()
