@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,24 +26,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
-from dnnl.models.ddpm import load_pretrained, pretrained_info, sample, save_grid  # noqa: E402
+from dnnl.models.ddpm import load_pretrained, sample, save_grid  # noqa: E402
 from dnnl.models.ddpm.pretrained import WEIGHTS_DIR, pretrained_schedule  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads"
 
 
 def rounded(d: dict) -> dict:
@@ -67,7 +55,6 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     device = dnnl.get_device()
-    info = pretrained_info(args.name, path=args.path)
     model = load_pretrained(args.name, device, path=args.path)
     schedule = pretrained_schedule(args.name, path=args.path)
 

@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -26,20 +25,11 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import cpu_name  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl.models.ddpm import NoiseSchedule, q_sample  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -181,7 +171,7 @@ def main(argv=None) -> dict:
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "machine": f"{cpu_name()}, {os.cpu_count()} cores visible",
-        "torch": torch.__version__, "diffusers": diffusers.__version__,
+        "torch": torch.__version__, "diffusers_version": diffusers.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl.metrics import (CLASSIFIER_PATH, CLASSIFIER_TRAIN_SIZE, NOT_A_DIGIT, MNISTClassifier,  # noqa: E402
                           mnist_tensors)
@@ -54,18 +54,6 @@ def junk_images(digits: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     noised = ab.sqrt() * digits + (1 - ab).sqrt() * torch.randn(n, 1, 28, 28, generator=gen)
     out = torch.where(kind == 5, noised, out)                                      # digit buried in noise
     return out.clamp(-1, 1)
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads"
 
 
 @torch.no_grad()

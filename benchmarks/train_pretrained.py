@@ -14,35 +14,18 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
 
 WEIGHTS_DIR = REPO / "dnnl" / "models" / "ddpm" / "weights"
 MAX_FP32_BYTES = 10 * 2**20
-
-
-def machine() -> str:
-    """For example '2-core AMD EPYC CPU, torch 2.4.1' or '1x NVIDIA H100 80GB HBM3, torch 2.4.1'."""
-    if torch.cuda.is_available():
-        what = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}"
-    else:
-        name = platform.processor() or "CPU"
-        cpuinfo = Path("/proc/cpuinfo")
-        if cpuinfo.is_file():
-            for line in cpuinfo.read_text().splitlines():
-                if line.startswith("model name"):
-                    name = line.split(":", 1)[1].strip()
-                    break
-        what = f"{os.cpu_count()}-core {name} CPU"
-    return f"{what}, torch {torch.__version__}"
 
 
 def _relative(path: str) -> str:

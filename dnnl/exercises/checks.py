@@ -511,7 +511,7 @@ def check_oracle_step(fn) -> list[str]:
     """
     ddpm = _ddpm()
     schedule = ddpm.NoiseSchedule.linear(T=1000)
-    T, R, shape = schedule.T, 400, (1, 4, 4)
+    R, shape = 400, (1, 4, 4)
     groups = [1, 2, 40, 400, 999, 0]
     g = _gen(2)
     x0s, xts = [], []
