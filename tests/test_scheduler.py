@@ -130,3 +130,18 @@ def test_bad_arguments():
         s.step(torch.zeros(1, 2), 1000, torch.zeros(1, 2))
     with pytest.raises(ValueError, match="single int"):
         s.step(torch.zeros(2, 2), torch.tensor([900, 900]), torch.zeros(2, 2))
+
+
+def test_from_schedule_runs_on_any_noise_schedule():
+    cos = NoiseSchedule.cosine(T=200)
+    s = DDPMScheduler.from_schedule(cos, clip_sample=False)
+    assert s.schedule is cos and s.num_train_timesteps == 200 and s.timesteps[0] == 199
+    x = torch.randn(2, 3, dtype=torch.float64)
+    eps = torch.randn(2, 3, dtype=torch.float64)
+    a = s.step(eps, 150, x, generator=torch.Generator().manual_seed(0)).prev_sample
+    b = p_sample_step(cos, eps, x, 150, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(a, b, atol=1e-12)
+    with pytest.raises(TypeError, match="schedule must be a NoiseSchedule"):
+        DDPMScheduler.from_schedule("cosine")
+    with pytest.raises(ValueError, match="variance_type"):
+        DDPMScheduler.from_schedule(cos, variance_type="learned")

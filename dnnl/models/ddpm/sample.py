@@ -76,8 +76,7 @@ def sampling_timesteps(schedule, steps: int | None = None) -> Tensor:
 
 def _scheduler(schedule: NoiseSchedule, steps: int, clip: bool) -> DDPMScheduler:
     """A :class:`DDPMScheduler` that runs on ``schedule`` itself (any β's, not only its built-in ones)."""
-    scheduler = DDPMScheduler(num_train_timesteps=schedule.T, clip_sample=clip)
-    scheduler.schedule = schedule
+    scheduler = DDPMScheduler.from_schedule(schedule, clip_sample=clip)
     scheduler.set_timesteps(steps)
     return scheduler
 

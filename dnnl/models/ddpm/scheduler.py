@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._validate import check_t, check_tensor, randn_like
+from ._validate import check_schedule, check_t, check_tensor, randn_like
 from .diffusion import p_mean_variance, predict_x0, q_sample
 from .schedule import NoiseSchedule
 
@@ -32,16 +32,29 @@ class DDPMScheduler:
                  beta_end: float = 0.02, clip_sample: bool = True, variance_type: str = "fixed_small"):
         if beta_schedule not in _SCHEDULES:
             raise ValueError(f"beta_schedule must be one of {sorted(_SCHEDULES)} (got {beta_schedule!r})")
+        if _SCHEDULES[beta_schedule] == "linear":
+            schedule = NoiseSchedule.linear(num_train_timesteps, beta_start, beta_end)
+        else:
+            schedule = NoiseSchedule.cosine(num_train_timesteps)
+        self._use(schedule, clip_sample, variance_type)
+
+    @classmethod
+    def from_schedule(cls, schedule: NoiseSchedule, *, clip_sample: bool = True,
+                      variance_type: str = "fixed_small") -> "DDPMScheduler":
+        """A scheduler over any :class:`NoiseSchedule` (its own β's and T)."""
+        check_schedule(schedule)
+        scheduler = cls.__new__(cls)
+        scheduler._use(schedule, clip_sample, variance_type)
+        return scheduler
+
+    def _use(self, schedule: NoiseSchedule, clip_sample: bool, variance_type: str) -> None:
         if variance_type not in _VARIANCES:
             raise ValueError(f"variance_type must be one of {list(_VARIANCES)} (got {variance_type!r})")
-        if _SCHEDULES[beta_schedule] == "linear":
-            self.schedule = NoiseSchedule.linear(num_train_timesteps, beta_start, beta_end)
-        else:
-            self.schedule = NoiseSchedule.cosine(num_train_timesteps)
-        self.num_train_timesteps = num_train_timesteps
-        self.clip_sample = bool(clip_sample)
         self.variance_type = variance_type
-        self.set_timesteps(num_train_timesteps)
+        self.schedule = schedule
+        self.num_train_timesteps = schedule.T
+        self.clip_sample = bool(clip_sample)
+        self.set_timesteps(schedule.T)
 
     def set_timesteps(self, num_inference_steps: int) -> None:
         """Visit ``num_inference_steps`` timesteps, evenly spaced from 0 ("leading": 50 → 980, 960, …, 0)."""
