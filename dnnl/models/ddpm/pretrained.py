@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from .schedule import NoiseSchedule
+from .train import TrainConfig
 from .unet import UNet
 
 __all__ = ["load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained", "WEIGHTS_DIR"]
@@ -52,10 +53,7 @@ def pretrained_info(name: str = "ddpm_mnist_quick", *, path: str | os.PathLike |
 def pretrained_schedule(name: str = "ddpm_mnist_quick", *, path: str | os.PathLike | None = None) -> NoiseSchedule:
     """The noise schedule the checkpoint was trained with (``schedule`` and ``T`` of its config)."""
     config = pretrained_info(name, path=path).get("config") or {}
-    kind, T = config.get("schedule", "linear"), int(config.get("T", 1000))
-    if kind not in ("linear", "cosine"):
-        raise ValueError(f"the checkpoint's schedule must be 'linear' or 'cosine' (got {kind!r})")
-    return getattr(NoiseSchedule, kind)(T=T)
+    return TrainConfig(**{key: config[key] for key in ("schedule", "T") if key in config}).build_schedule()
 
 
 def _unet_kwargs(info: dict) -> dict:
