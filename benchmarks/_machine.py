@@ -1,6 +1,7 @@
 """How the benchmark scripts describe the machine they ran on."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 from pathlib import Path
@@ -25,3 +26,18 @@ def machine() -> str:
     if torch.cuda.is_available():
         text = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}; {text}"
     return text
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def save_result(name: str, result: dict, *, write: bool = True) -> dict:
+    """Print ``result`` as indented JSON (the last thing every script prints) and store it as results/<name>.
+
+    ``write=False`` (smoke runs, partial runs) only prints, so the committed results stay as measured.
+    """
+    if write:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result

@@ -77,7 +77,9 @@ def main(argv=None) -> dict:
 
     name = args.name if args.path is None else Path(args.path).stem
     RESULTS.mkdir(parents=True, exist_ok=True)
-    grid = save_grid(images[:64], RESULTS / f"{name}_samples_{args.method}{args.steps}.png", nrow=8)
+    grid_path = (Path(args.out).with_suffix(".png") if args.out
+                 else RESULTS / f"{name}_samples_{args.method}{args.steps}.png")
+    grid = save_grid(images[:64], grid_path, nrow=8)
     summary = {
         "fd": round(quality["fd"], 4),
         "confidence": round(quality["confidence"], 4),
@@ -107,7 +109,7 @@ def main(argv=None) -> dict:
             "full_chain_estimate_s": round(per_step * schedule.T, 0),
             "scoring_s": round(scoring_s, 1),
         },
-        "sample_grid": str(grid.relative_to(REPO)),
+        "sample_grid": str(grid.relative_to(REPO)) if grid.is_relative_to(REPO) else str(grid),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
     out = Path(args.out) if args.out else RESULTS / (

@@ -29,6 +29,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 2_000, 1_000, 256])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None)
+    parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/metric_calibration.json)")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -66,8 +67,9 @@ def main(argv=None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "script": "benchmarks/metric_calibration.py",
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "metric_calibration.json").write_text(json.dumps(result, indent=2) + "\n")
+    out = Path(args.out) if args.out else RESULTS / "metric_calibration.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return result
 

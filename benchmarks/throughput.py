@@ -1,18 +1,25 @@
-"""Training throughput (images/s) of dnnl's U-Net against diffusers' UNet2DModel of about the same size.
+"""Training throughput (images/s) of dnnl's U-Nets against diffusers' UNet2DModel of the same size.
 
-    python benchmarks/throughput.py [--batch-size 64] [--steps 1] [--rounds 24]
+    python benchmarks/throughput.py                  # quick and full U-Nets, plus the ablation of the quick one
+    python benchmarks/throughput.py --compile        # also time torch.compile (slow to compile on a CPU)
+    python benchmarks/throughput.py --smoke          # tiny sizes: proves the script runs, measures nothing
 
-Both models train on the same random 28×28 batches with the same step: random t, x_t from
-``q_sample``, MSE to ε, backward, AdamW. After warm-up steps, the two models take turns for
-``--rounds`` rounds of ``--steps`` timed steps each (the order flips every round), so a busy machine
-slows both alike; the ratio is total images per second of one over the other.
-Writes benchmarks/results/throughput.json and throughput.md.
+One training step is what ``dnnl.models.ddpm.train`` does: random t, x_t from ``q_sample``, MSE to ε,
+backward, AdamW (fused, the same optimizer for both models), float32. Both models see 28×28 MNIST-sized
+batches (UNet2DModel takes 28×28 as it is: its three levels run 28 -> 14 -> 7, like ours). ``UNet2DModel``
+is configured to ours' parameter count (``benchmarks/_models.py``) and runs as diffusers ships it;
+ours runs as our training loop runs it (channels_last). After warm-up, the two take turns for
+``--windows`` timed windows of ``--steps`` steps (the order flips every window), so a busy machine slows
+both alike; rates are medians over the windows.
+
+Also measured in the same run: model FLOPs per image (forward + backward, ``torch.utils.flop_counter``),
+the machine's fp32 matmul peak (a large ``torch.mm``), the achieved FLOP/s as a share of that peak, the
+bf16 matmul speed (bf16 autocast only pays where it beats fp32), and an ablation that adds our speed-ups
+one at a time. Writes benchmarks/results/throughput.json.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import statistics
 import sys
@@ -21,79 +28,61 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import cpu_name  # noqa: E402  (benchmarks/_machine.py)
+from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl.models.ddpm import NoiseSchedule, q_sample  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
-
-
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+from dnnl.models.ddpm import unet as unet_module  # noqa: E402
+from dnnl.models.ddpm.train import TrainConfig  # noqa: E402
 
 
-def ours_quick() -> tuple[torch.nn.Module, dict]:
-    """The U-Net of the quick training preset."""
-    from dnnl.models.ddpm.train import TrainConfig
 
-    cfg = TrainConfig.quick()
-    kwargs = {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks, "attention": cfg.attention,
-              "dropout": cfg.dropout}
-    return cfg.build_model(), kwargs
+class UpsampleThenConv(unet_module.Upsample):
+    """The textbook order of an upsampling block (nearest, then a 3x3 conv), for the ablation only."""
+
+    def forward(self, x):
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, size: int):
-    """diffusers' UNet2DModel with the same shape of network: plain res-blocks, attention only in the middle."""
-    from diffusers import UNet2DModel
-
-    levels = len(widths)
-    return UNet2DModel(
-        sample_size=size, in_channels=1, out_channels=1, block_out_channels=widths,
-        layers_per_block=layers_per_block, down_block_types=("DownBlock2D",) * levels,
-        up_block_types=("UpBlock2D",) * levels, norm_num_groups=groups, attention_head_dim=widths[-1] // 4,
-    )
-
-
-def match_diffusers(target: int, widths: tuple[int, ...], layers_per_block: int, groups: int, size: int):
-    """The UNet2DModel closest in parameter count to ``target``. Its first width equals ours (both spend the
-    same on the full-resolution level); the deeper widths are ours times one factor, rounded to multiples
-    of ``groups`` (and of 4, the attention heads)."""
-    step = groups * 4 // math.gcd(groups, 4)
-    seen, best = set(), None
-    for k in range(8, 65):
-        factor = k / 32
-        cand = (widths[0],) + tuple(max(step, round(w * factor / step) * step) for w in widths[1:])
-        if cand in seen:
-            continue
-        seen.add(cand)
-        with torch.device("meta"):
-            gap = abs(n_params(diffusers_unet(cand, layers_per_block, groups, size)) - target)
-        if best is None or gap < best[0]:
-            best = (gap, cand)
-    widths = best[1]
-    return diffusers_unet(widths, layers_per_block, groups, size), widths
+def old_upsampling(model: torch.nn.Module) -> torch.nn.Module:
+    for m in model.modules():
+        if type(m) is unet_module.Upsample:
+            m.__class__ = UpsampleThenConv
+    return model
 
 
 class Bench:
     """One model, its optimizer and a fixed stream of batches."""
 
-    def __init__(self, name, model, call, batch_size, size, seed):
-        self.name, self.model, self.call = name, model.train(), call
-        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    def __init__(self, name, model, batch_size, size, seed, *, channels_last=False, fused=True, compile=False):
+        self.name, self.batch_size, self.size, self.channels_last = name, batch_size, size, channels_last
+        model = model.train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net = torch.compile(model) if compile else model
+        self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused or None)
         self.schedule = NoiseSchedule.linear(1000)
         self.gen = torch.Generator().manual_seed(seed)
-        self.batch_size, self.size = batch_size, size
-        self.rates, self.seconds = [], []
+        self.rates: list[float] = []
+
+    def batch(self):
+        x0 = torch.rand(self.batch_size, 1, self.size, self.size, generator=self.gen) * 2 - 1
+        if self.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
+        t = torch.randint(0, 1000, (self.batch_size,), generator=self.gen)
+        return x0, t, torch.randn(x0.shape, generator=self.gen)
+
+    def loss(self, x0, t, noise):
+        return F.mse_loss(self.net(q_sample(self.schedule, x0, t, noise), t), noise)
 
     def step(self):
-        x0 = torch.rand(self.batch_size, 1, self.size, self.size, generator=self.gen) * 2 - 1
-        t = torch.randint(0, 1000, (self.batch_size,), generator=self.gen)
-        noise = torch.randn(x0.shape, generator=self.gen)
-        loss = F.mse_loss(self.call(self.model, q_sample(self.schedule, x0, t, noise), t), noise)
+        loss = self.loss(*self.batch())
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
@@ -102,106 +91,158 @@ class Bench:
         start = time.perf_counter()
         for _ in range(steps):
             self.step()
-        self.seconds.append(time.perf_counter() - start)
-        self.rates.append(steps * self.batch_size / self.seconds[-1])
+        self.rates.append(steps * self.batch_size / (time.perf_counter() - start))
+
+    def flops_per_image(self) -> float:
+        """Forward + backward FLOPs of one step, per image (the optimizer's few FLOPs are not counted)."""
+        with FlopCounterMode(display=False) as counter:
+            self.loss(*self.batch()).backward()
+        self.opt.zero_grad(set_to_none=True)
+        return counter.get_total_flops() / self.batch_size
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(self.rates)
+
+
+def race(benches: list[Bench], warmup: int, windows: int, steps: int, label: str) -> None:
+    """Warm every bench up, then time them in alternating windows."""
+    for b in benches:
+        for _ in range(warmup):
+            b.step()
+    for w in range(windows):
+        for b in (benches if w % 2 == 0 else benches[::-1]):
+            b.timed(steps)
+        print(f"{label} window {w + 1}/{windows}: " + ", ".join(f"{b.name} {b.rates[-1]:.1f} img/s" for b in benches),
+              flush=True)
+
+
+def matmul_gflops(dtype: torch.dtype, n: int, repeats: int = 5) -> float:
+    """Median GFLOP/s of an n×n @ n×n product in ``dtype``."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
+    return statistics.median(rates)
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=1, help="timed steps per model per round")
-    parser.add_argument("--rounds", type=int, default=24)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the quick preset's batch")
+    parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
+    parser.add_argument("--windows", type=int, default=12, help="timed windows per model (quick size)")
+    parser.add_argument("--full-windows", type=int, default=3, help="timed windows per model (full size)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--size", type=int, default=28)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile to the ablation")
+    parser.add_argument("--skip-full", action="store_true", help="only the quick-size models")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    quick_cfg = TrainConfig.quick()
+    batch = args.batch_size or quick_cfg.batch_size
+    mm_n = 2048
+    if args.smoke:
+        batch, args.steps, args.windows, args.full_windows, args.warmup, mm_n = 4, 1, 2, 1, 1, 256
+    size = 28
+    print(machine(), flush=True)
 
-    dnnl.set_seed(args.seed)
-    device = torch.device("cpu")
-    ours, kwargs = ours_quick()
-    widths = tuple(ours.channels)
-    layers = getattr(ours, "num_res_blocks", kwargs.get("num_res_blocks", 1))
-    groups = kwargs.get("groups", 8)
-    theirs, their_widths = match_diffusers(n_params(ours), widths, layers, groups, args.size)
+    peak = matmul_gflops(torch.float32, mm_n)
+    bf16 = matmul_gflops(torch.bfloat16, mm_n // 2, repeats=2)
+    print(f"matmul peak: fp32 {peak:.1f} GFLOP/s, bf16 {bf16:.1f} GFLOP/s", flush=True)
 
-    benches = [
-        Bench("dnnl UNet", ours, lambda m, x, t: m(x, t), args.batch_size, args.size, args.seed),
-        Bench("diffusers UNet2DModel", theirs, lambda m, x, t: m(x, t).sample, args.batch_size, args.size, args.seed),
+    def ours(cfg):
+        dnnl.set_seed(args.seed)
+        return cfg.build_model()
+
+    def theirs(cfg):
+        dnnl.set_seed(args.seed)
+        model, widths = match_diffusers(cfg.build_model(), size)
+        return DiffusersEps(model), widths
+
+    sizes = {"quick": quick_cfg} if args.skip_full else {"quick": quick_cfg, "full": TrainConfig.full()}
+    comparisons = {}
+    for label, cfg in sizes.items():
+        windows = args.windows if label == "quick" else args.full_windows
+        model_b, widths = theirs(cfg)
+        pair = [Bench("dnnl UNet", ours(cfg), batch, size, args.seed, channels_last=True),
+                Bench("diffusers UNet2DModel", model_b, batch, size, args.seed)]
+        race(pair, args.warmup, windows, args.steps, label)
+        flops = pair[0].flops_per_image()
+        comparisons[label] = {
+            "dnnl": {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks,
+                     "parameters": n_params(pair[0].model), "images_per_s": round(pair[0].rate, 2),
+                     "window_rates": [round(r, 1) for r in pair[0].rates], "gflops_per_image": round(flops / 1e9, 4),
+                     "achieved_gflops": round(flops * pair[0].rate / 1e9, 2),
+                     "utilisation_of_fp32_peak": round(flops * pair[0].rate / 1e9 / peak, 3)},
+            "diffusers": {"block_out_channels": list(widths), "layers_per_block": cfg.num_res_blocks,
+                          "parameters": n_params(pair[1].model), "images_per_s": round(pair[1].rate, 2),
+                          "window_rates": [round(r, 1) for r in pair[1].rates],
+                          "gflops_per_image": round(pair[1].flops_per_image() / 1e9, 4)},
+            "ratio": round(pair[0].rate / pair[1].rate, 3),
+            "window_ratios": [round(a / b, 3) for a, b in zip(pair[0].rates, pair[1].rates)],
+        }
+        print(f"{label}: ratio {comparisons[label]['ratio']:.2f}", flush=True)
+
+    # Ablation of the quick size: each row adds one change to the row above.
+    steps_added = [
+        ("textbook order (upsample, then conv); default AdamW; contiguous", dict(old=True, fused=False, cl=False)),
+        ("+ conv before upsampling (a quarter of the FLOPs there)", dict(old=False, fused=False, cl=False)),
+        ("+ fused AdamW", dict(old=False, fused=True, cl=False)),
+        ("+ channels_last (the training loop's setting)", dict(old=False, fused=True, cl=True)),
     ]
-    for b in benches:
-        for _ in range(args.warmup):
-            b.step()
-    for r in range(args.rounds):
-        for b in (benches if r % 2 == 0 else benches[::-1]):
-            b.timed(args.steps)
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{b.name} {b.rates[-1]:.1f} img/s" for b in benches),
-              flush=True)
+    if args.compile:
+        steps_added.append(("+ torch.compile", dict(old=False, fused=True, cl=True, compile=True)))
+    ablation = []
+    for i, (what, opts) in enumerate(steps_added):
+        model = ours(quick_cfg)
+        if opts["old"]:
+            model = old_upsampling(model)
+        ablation.append(Bench(what, model, batch, size, args.seed, channels_last=opts["cl"], fused=opts["fused"],
+                              compile=opts.get("compile", False)))
+    model_b, _ = theirs(quick_cfg)
+    their_cl = Bench("diffusers UNet2DModel + channels_last", model_b, batch, size, args.seed, channels_last=True)
+    compile_s = None
+    if args.compile:
+        start = time.perf_counter()
+        ablation[-1].step()
+        compile_s = time.perf_counter() - start
+    race(ablation + [their_cl], args.warmup, args.windows, args.steps, "ablation")
+    flops_old = ablation[0].flops_per_image()
+    base = ablation[0].rate
+    rows = [{"change": b.name, "images_per_s": round(b.rate, 2), "speed-up_vs_first_row": round(b.rate / base, 3)}
+            for b in ablation]
+    rows[0]["gflops_per_image"] = round(flops_old / 1e9, 4)
+    if compile_s is not None:
+        rows[-1]["first_step_s (compilation)"] = round(compile_s, 1)
 
-    ours_rate, theirs_rate = (statistics.median(b.rates) for b in benches)
-    # Rounds alternate the two models step by step, so both see the same load on a shared machine; the
-    # headline is total images over total time for each. Per-round ratios and best rounds are kept too.
-    round_ratios = [a / b for a, b in zip(benches[0].rates, benches[1].rates)]
-    totals = [args.steps * args.rounds * args.batch_size / sum(b.seconds) for b in benches]
-    ratio = totals[0] / totals[1]
     import diffusers
 
     result = {
-        "ours": {"model": "dnnl.models.ddpm.UNet (quick preset)", "kwargs": kwargs, "channels": list(widths),
-                 "parameters": n_params(ours), "images_per_s": round(ours_rate, 2),
-                 "rounds_images_per_s": [round(v, 2) for v in benches[0].rates]},
-        "diffusers": {"model": "diffusers.UNet2DModel", "block_out_channels": list(their_widths),
-                      "layers_per_block": layers, "norm_num_groups": groups,
-                      "down/up blocks": "DownBlock2D/UpBlock2D, attention in the mid block only",
-                      "parameters": n_params(theirs), "images_per_s": round(theirs_rate, 2),
-                      "rounds_images_per_s": [round(v, 2) for v in benches[1].rates]},
-        "ratio": round(ratio, 3),
-        "ratio_definition": "(ours total images / total seconds) / (diffusers total images / total seconds), "
-                            "rounds alternating between the models",
-        "total_images_per_s": {"ours": round(totals[0], 2), "diffusers": round(totals[1], 2)},
-        "median_round_ratio": round(statistics.median(round_ratios), 3),
-        "ratio_of_best_rounds": round(max(benches[0].rates) / max(benches[1].rates), 3),
-        "ratio_of_median_rounds": round(ours_rate / theirs_rate, 3),
+        "comparisons": comparisons,
+        "ratio": comparisons["quick"]["ratio"],
         "target_ratio": 1.5,
-        "batch_size": args.batch_size, "image_size": f"{args.size}x{args.size}, 1 channel",
-        "step": "q_sample + forward + MSE + backward + AdamW, float32",
-        "timing": f"{args.warmup} warm-up steps each, then {args.rounds} alternating rounds of {args.steps} step(s)",
-        "device": str(device), "torch_threads": torch.get_num_threads(),
+        "utilisation": comparisons["quick"]["dnnl"]["utilisation_of_fp32_peak"],
+        "target_utilisation": 0.35,
+        "matmul_peak_gflops": {"fp32": round(peak, 1), "bf16": round(bf16, 1), "n": mm_n},
+        "bf16_autocast": ("not used: bf16 matmul is slower than fp32 on this CPU" if bf16 < peak else
+                          "bf16 matmul is faster than fp32 here; autocast could pay"),
+        "ablation_quick": rows,
+        "diffusers_with_channels_last": round(their_cl.rate, 2),
+        "batch_size": batch, "image_size": f"{size}x{size}, 1 channel (no padding: UNet2DModel takes 28x28)",
+        "step": "q_sample + forward + MSE + backward + AdamW (fused for both), float32",
+        "timing": f"{args.warmup} warm-up steps each, then windows of {args.steps} step(s) alternating between "
+                  f"the models; images/s = median over windows",
+        "smoke": args.smoke,
+        "machine": machine(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "machine": f"{cpu_name()}, {os.cpu_count()} cores visible",
         "torch": torch.__version__, "diffusers_version": diffusers.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/throughput.py" + (" --compile" if args.compile else ""),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "throughput.json").write_text(json.dumps(result, indent=2) + "\n")
-    md = [
-        "# Training throughput on CPU",
-        "",
-        f"Batch {args.batch_size}, {args.size}×{args.size} single-channel images, float32, "
-        f"{torch.get_num_threads()} torch threads; one step = q_sample, forward, MSE, backward, AdamW.",
-        "",
-        "| model | parameters | images/s (total) | images/s (best round) |",
-        "|---|---:|---:|---:|",
-        f"| dnnl `UNet` (quick preset, channels {widths}) | {n_params(ours):,} | {totals[0]:.1f} | "
-        f"{max(benches[0].rates):.1f} |",
-        f"| diffusers `UNet2DModel` (block_out_channels {their_widths}) | {n_params(theirs):,} | {totals[1]:.1f} | "
-        f"{max(benches[1].rates):.1f} |",
-        "",
-        f"Ratio: **{ratio:.2f}×** (total images/s, {args.rounds} alternating rounds of {args.steps} step(s); "
-        f"median per-round ratio {statistics.median(round_ratios):.2f}, best rounds "
-        f"{max(benches[0].rates) / max(benches[1].rates):.2f}; target ≥ 1.5×). "
-        f"Machine: {result['machine']}, shared with other jobs (1-min load average at the end "
-        f"{result['load_average_1min_at_end']}); "
-        f"torch {torch.__version__}, diffusers {diffusers.__version__}; {result['date']}.",
-        "",
-        "Rerun: `python benchmarks/throughput.py`.",
-        "",
-    ]
-    (RESULTS / "throughput.md").write_text("\n".join(md))
-    print(json.dumps(result, indent=2))
-    return result
+    return save_result("throughput.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -72,11 +72,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--out", default=str(CLASSIFIER_PATH))
+    parser.add_argument("--smoke", action="store_true",
+                        help="512 images, one epoch: proves the script runs (use with --out elsewhere)")
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.epochs = 1
 
     dnnl.set_seed(args.seed)
     x_all, y_all = mnist_tensors("train", args.root)
     x_train, y_train = x_all[:CLASSIFIER_TRAIN_SIZE], y_all[:CLASSIFIER_TRAIN_SIZE]
+    if args.smoke:
+        x_train, y_train = x_train[:512], y_train[:512]
     x_held, y_held = x_all[CLASSIFIER_TRAIN_SIZE:], y_all[CLASSIFIER_TRAIN_SIZE:]
     x_test, y_test = mnist_tensors("test", args.root)
 

@@ -1,6 +1,6 @@
 """Train the shipped checkpoint: the quick preset on MNIST with the package's own loop, then export it.
 
-    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick to 5000 steps, export
+    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick to 6000 steps, export
     python benchmarks/train_pretrained.py --export-only   # export an existing runs/quick/checkpoint.pt
 
 Writes ``dnnl/models/ddpm/weights/ddpm_mnist_quick.pt`` (the EMA weights as a plain fp32 state dict,
@@ -80,11 +80,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
     parser.add_argument("--name", default="ddpm_mnist_quick", help="name of the exported weights")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    parser.add_argument("--steps", type=int, default=5000,
+    parser.add_argument("--steps", type=int, default=6000,
                         help="steps for the shipped model (the quick preset's own default is shorter)")
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
     parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
-    parser.add_argument("--sample-every", type=int, default=500, help="preview grids in <out>/samples/")
+    parser.add_argument("--sample-every", type=int, default=1500, help="preview grids in <out>/samples/")
     parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torchvision import datasets, transforms
 
-__all__ = ["data_root", "mnist", "to_unit", "to_model_range", "MNIST_FILES"]
+__all__ = ["data_root", "mnist", "mnist_tensors", "to_unit", "to_model_range", "MNIST_FILES"]
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -66,6 +66,16 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None, *,
                                                      f"download failed: {first_line}")) from err
     to_tensor = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     return datasets.MNIST(root=str(folder), train=(split == "train"), download=False, transform=to_tensor)
+
+
+def mnist_tensors(split: str = "test", root: str | os.PathLike | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """All of an MNIST split in memory: float32 images (N, 1, 28, 28) in [-1, 1] and int64 labels (N,).
+
+    The same pixels as :func:`mnist` gives one by one, converted at once (no PIL round trip).
+    """
+    ds = mnist(split, root)
+    return to_model_range(ds.data.unsqueeze(1)), ds.targets.clone().long()
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:

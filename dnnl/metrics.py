@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .data import mnist_tensors  # noqa: F401  (re-exported: the chapters load test images from here)
+
 __all__ = [
     "MNISTClassifier", "load_classifier", "classifier_info", "CLASSIFIER_PATH",
     "mnist_tensors", "extract_features", "predict_proba",
@@ -96,15 +98,6 @@ def _classifier(classifier: nn.Module | None) -> nn.Module:
 
 
 # --------------------------------------------------------------------------- data and features
-
-def mnist_tensors(split: str = "test", root: str | os.PathLike | None = None
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """All of an MNIST split as one float32 tensor (N, 1, 28, 28) in [-1, 1] and int64 labels (N,)."""
-    from .data import mnist, to_model_range
-
-    ds = mnist(split, root)
-    return to_model_range(ds.data.unsqueeze(1)), ds.targets.clone().long()
-
 
 def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     if not isinstance(images, torch.Tensor):

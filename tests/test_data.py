@@ -86,3 +86,15 @@ def test_to_model_range_rejects_values_outside_unit_interval():
         to_model_range(torch.tensor([-1.0, 1.0]))
     with pytest.raises(TypeError, match="uint8"):
         to_model_range(torch.tensor([1, 2]))
+
+
+def test_mnist_tensors_are_the_dataset_items_in_memory(mnist_root):
+    from dnnl.data import mnist, mnist_tensors
+
+    images, labels = mnist_tensors("test", mnist_root)
+    ds = mnist("test", mnist_root)
+    assert images.shape == (10_000, 1, 28, 28) and images.dtype == torch.float32
+    assert labels.shape == (10_000,) and labels.dtype == torch.int64
+    for i in (0, 1, 4321, 9999):
+        x, y = ds[i]
+        assert torch.equal(images[i], x) and labels[i].item() == y

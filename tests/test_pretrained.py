@@ -11,6 +11,7 @@ from dnnl.models.ddpm.pretrained import WEIGHTS_DIR, load_pretrained, pretrained
 from dnnl.models.ddpm.sample import sample
 from dnnl.models.ddpm.unet import UNet
 
+CONFIDENCE_FLOOR = 0.6  # share of 128 samples read as a digit with max-prob > 0.9
 TINY = {"channels": [8, 16], "num_res_blocks": 1, "attention": False, "groups": 4, "heads": 2}
 
 
@@ -92,3 +93,19 @@ def test_shipped_checkpoint_samples_digits_of_the_right_shape_and_range():
                generator=torch.Generator().manual_seed(0))
     assert x.shape == (4, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert x.std() > 0.1   # not a constant image
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (WEIGHTS_DIR / "ddpm_mnist_quick.pt").is_file(), reason="shipped checkpoint not present")
+def test_shipped_checkpoint_draws_recognisable_digits(mnist_root):
+    """The weights fit the code: a change to the U-Net that the shipped weights no longer match (same
+    parameter shapes, another function) would still load, but its samples would stop being digits.
+    The thresholds sit well below what the checkpoint scores (see benchmarks/results/pretrained_quality.json)."""
+    from dnnl import metrics
+
+    images = sample(load_pretrained(), pretrained_schedule(), (128, 1, 28, 28), steps=50, progress=False,
+                    generator=torch.Generator().manual_seed(0))
+    q = metrics.sample_quality(images, root=mnist_root)
+    assert q["confidence"] >= CONFIDENCE_FLOOR, q
+    assert q["not_a_digit"] <= 0.05, q
+    assert sum(c > 0 for c in q["class_histogram"]) == 10, q  # every digit appears

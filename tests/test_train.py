@@ -12,7 +12,7 @@ import torch
 from dnnl.models.ddpm import TrainConfig, UNet, train
 
 train_module = importlib.import_module("dnnl.models.ddpm.train")  # the module, not the function
-from dnnl.models.ddpm.train import ema_decay_at, ema_update, load_checkpoint, save_checkpoint  # noqa: E402
+from dnnl.models.ddpm.train import ema_decay_at, ema_update, load_checkpoint, lr_factor, save_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,6 +109,58 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(mnist_root, tmp_path):
         same_tensors(a[key], b[key], key)
     assert resumed.losses == whole.losses
     same_tensors(resumed.model.state_dict(), whole.model.state_dict())
+
+
+def test_lr_factor_is_warm_up_times_cosine():
+    config = TrainConfig(warmup=10, decay_steps=100)
+    for step in (0, 4, 9, 10, 37, 50, 99, 100, 250):
+        warm = min(1.0, (step + 1) / 10)
+        decay = 0.5 * (1 + math.cos(math.pi * min(step, 100) / 100))
+        assert math.isclose(lr_factor(step, config), warm * decay, rel_tol=1e-12, abs_tol=1e-15), step
+    assert lr_factor(50, config) == pytest.approx(0.5)          # half-way down the cosine
+    assert lr_factor(100, config) == 0.0 and lr_factor(500, config) == 0.0
+    assert lr_factor(5, TrainConfig(warmup=10)) == 0.6           # no decay: warm-up, then constant
+    assert lr_factor(5000, TrainConfig(warmup=10)) == 1.0
+    # the presets decay over their own run unless told otherwise
+    assert TrainConfig.quick().decay_steps == TrainConfig.quick().steps
+    assert TrainConfig.quick(steps=300).decay_steps == 300
+    assert TrainConfig.quick(steps=300, decay_steps=1000).decay_steps == 1000
+    assert TrainConfig.full().decay_steps == TrainConfig.full().steps
+    with pytest.raises(ValueError, match="decay_steps"):
+        TrainConfig(decay_steps=0)
+
+
+def test_the_optimiser_follows_lr_factor(mnist_root, tmp_path):
+    config = tiny(mnist_root, tmp_path, steps=12, warmup=3, decay_steps=24, checkpoint_every=12)
+    result = train(config, progress=False)
+    state = load_checkpoint(result.checkpoint)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(config.lr * lr_factor(12, config))
+    assert state["lr_scheduler"]["last_epoch"] == 12
+
+
+def test_resume_with_a_cosine_decay_is_bit_identical(mnist_root, tmp_path):
+    whole = train(tiny(mnist_root, tmp_path / "whole", decay_steps=20), progress=False)
+    train(tiny(mnist_root, tmp_path / "split", steps=10, decay_steps=20), progress=False)
+    resumed = train(tiny(mnist_root, tmp_path / "split", decay_steps=20), resume=True, progress=False)
+    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
+    for key in ("model", "ema", "optimizer", "lr_scheduler", "losses"):
+        same_tensors(a[key], b[key], key)
+
+
+def test_train_takes_another_network(mnist_root, tmp_path):
+    class Tiny(torch.nn.Module):  # any (x_t, t) -> eps module
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+
+        def forward(self, x, t):
+            return self.conv(x)
+
+    result = train(tiny(mnist_root, tmp_path, steps=3, checkpoint_every=3), progress=False, model=Tiny())
+    assert isinstance(result.model, Tiny) and isinstance(result.ema_model, Tiny)
+    assert set(load_checkpoint(result.checkpoint)["model"]) == {"conv.weight", "conv.bias"}
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        train(tiny(mnist_root, tmp_path / "bad", steps=1), progress=False, model=lambda x, t: x)
 
 
 def test_resume_refuses_a_different_model(mnist_root, tmp_path):

@@ -88,14 +88,18 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """Double the side: nearest-neighbour upsampling, then a 3x3 convolution to the next level's width."""
+    """Double the side: a 3x3 convolution to the next level's width, then nearest-neighbour upsampling.
+
+    Convolving before upsampling costs a quarter of the other order; the next block's convolutions at
+    the higher resolution smooth the 2x2 copies.
+    """
 
     def __init__(self, in_ch: int, out_ch: int):
         super().__init__()
         self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return F.interpolate(self.conv(x), scale_factor=2.0, mode="nearest")
 
 
 class UNet(nn.Module):
@@ -119,6 +123,7 @@ class UNet(nn.Module):
         if num_res_blocks < 1:
             raise ValueError(f"num_res_blocks must be >= 1 (got {num_res_blocks})")
         self.in_channels, self.out_channels, self.channels = in_channels, out_channels, channels
+        self.num_res_blocks = num_res_blocks
         self.factor = 2 ** (len(channels) - 1)
         if image_size is not None:
             self._check_side(image_size, image_size)

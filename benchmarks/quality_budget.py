@@ -1,0 +1,149 @@
+"""Sample quality at an equal training budget: dnnl's U-Net against diffusers' UNet2DModel on CPU.
+
+    python benchmarks/quality_budget.py                # ours: the quick preset; diffusers: the same wall time
+    python benchmarks/quality_budget.py --minutes 30   # both trained for 30 minutes
+    python benchmarks/quality_budget.py --smoke        # a tiny run that only proves the script works
+
+Both networks train with the package's own loop (``dnnl.models.ddpm.train``) and the same recipe: the
+quick preset's batch, AdamW, warm-up, cosine decay, gradient clipping, EMA, data order and noise. Only
+the network differs: ours, or a ``UNet2DModel`` with a parameter count matched to ours (see
+``benchmarks/_models.py``). By default ours runs the quick preset exactly and diffusers gets the wall
+time ours took; with ``--minutes M`` each runs as many steps as fit in M minutes by its own measured speed
+(the learning rate decays over those steps). Each then draws ``--n`` samples with the same
+``--steps``-step strided DDPM chain and the same noise, scored by ``dnnl.metrics`` with the real-vs-real
+calibration at the same n. Runs resume from ``runs/budget/<name>/`` if interrupted.
+Writes benchmarks/results/quality_budget.json and a sample grid per model.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
+import dnnl  # noqa: E402
+from dnnl import metrics  # noqa: E402
+from dnnl.models.ddpm import sample, save_grid  # noqa: E402
+from dnnl.models.ddpm.train import TrainConfig, load_checkpoint, train  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def measured_rate(config: TrainConfig, build, steps: int, warmup: int = 5) -> float:
+    """Images/s of ``steps`` training steps of a fresh network after ``warmup`` steps (a throw-away run)."""
+    probe = dict(config.to_dict(), decay_steps=None,
+                 out_dir=str(Path(config.out_dir).with_name(Path(config.out_dir).name + "-probe")))
+    shutil.rmtree(probe["out_dir"], ignore_errors=True)
+    train(TrainConfig(**dict(probe, steps=warmup, checkpoint_every=warmup)), progress=False, model=build())
+    stretch = TrainConfig(**dict(probe, steps=warmup + steps, checkpoint_every=warmup + steps))
+    return train(stretch, resume=True, progress=False, model=build()).images_per_sec
+
+
+def train_one(name: str, config: TrainConfig, build) -> tuple[torch.nn.Module, dict]:
+    result = train(config, resume=True, progress=True, model=build())
+    state = load_checkpoint(result.checkpoint)
+    record = {"steps": result.steps, "batch_size": config.batch_size, "wall_time_s": round(state["wall_time"], 1),
+              "images_per_sec": round(result.steps * config.batch_size / state["wall_time"], 1),
+              "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 5),
+              "run_dir": str(Path(config.out_dir).relative_to(REPO)) if Path(config.out_dir).is_relative_to(REPO)
+              else config.out_dir}
+    print(f"{name}: {record}", flush=True)
+    return result.ema_model, record
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="train each model this long (default: ours = quick preset, diffusers = its time)")
+    parser.add_argument("--n", type=int, default=1000, help="samples per model")
+    parser.add_argument("--steps", type=int, default=100, help="strided sampling steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(REPO / "runs" / "budget"))
+    parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    out = Path(args.out)
+
+    base = TrainConfig.quick(seed=args.seed, data_root=args.root, log_every=50)
+    if args.smoke:
+        base = TrainConfig.quick(seed=args.seed, data_root=args.root, steps=3, batch_size=8, subset=64,
+                                 warmup=1, log_every=1)
+        args.n, args.steps = min(args.n, 16), min(args.steps, 2)
+    ours_probe = base.build_model()
+    theirs_probe, widths = match_diffusers(ours_probe)
+    builders = {
+        "dnnl": lambda: (dnnl.set_seed(args.seed), base.build_model())[1],
+        "diffusers": lambda: (dnnl.set_seed(args.seed), DiffusersEps(match_diffusers(ours_probe)[0]))[1],
+    }
+    probe_steps = 3 if args.smoke else 30
+
+    runs: dict[str, dict] = {}
+    models = {}
+    budget_s = None if args.minutes is None else args.minutes * 60
+    for name in ("dnnl", "diffusers"):
+        if budget_s is None and name == "dnnl":
+            config = TrainConfig(**{**base.to_dict(), "out_dir": str(out / name)})
+        else:
+            rate = measured_rate(TrainConfig(**{**base.to_dict(), "out_dir": str(out / name)}), builders[name],
+                                 probe_steps)
+            seconds = budget_s if budget_s is not None else runs["dnnl"]["wall_time_s"]
+            steps = max(1, int(seconds * rate / base.batch_size))
+            config = TrainConfig(**{**base.to_dict(), "steps": steps, "decay_steps": steps, "out_dir": str(out / name)})
+            print(f"{name}: {rate:.0f} img/s in a {probe_steps}-step probe -> {steps} steps for {seconds:.0f} s",
+                  flush=True)
+        models[name], runs[name] = train_one(name, config, builders[name])
+        if name == "diffusers" or budget_s is not None:
+            runs[name].update(budget_s=round(seconds, 1), probe_images_per_sec=round(rate, 1),
+                              steps_note="steps = budget × probe images/s ÷ batch, fixed before training")
+
+    reference = metrics.mnist_tensors("test", root=args.root)[0]
+    calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
+    schedule = base.build_schedule()
+    for name, model in models.items():
+        gen = torch.Generator().manual_seed(args.seed)
+        start = time.perf_counter()
+        images = torch.cat([sample(model, schedule, (min(250, args.n - lo), 1, 28, 28), steps=args.steps,
+                                   generator=gen, progress=True) for lo in range(0, args.n, 250)])
+        runs[name]["sampling_s"] = round(time.perf_counter() - start, 1)
+        q = metrics.sample_quality(images, reference=reference)
+        runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),
+                          fd_over_real_vs_real=round(q["fd"] / calib["fd"], 3))
+        if not args.smoke:
+            save_grid(images[:64], RESULTS / f"quality_budget_{name}.png", nrow=8)
+
+    runs["dnnl"]["parameters"] = n_params(ours_probe)
+    runs["dnnl"]["model"] = f"dnnl UNet, quick preset, channels {tuple(ours_probe.channels)}"
+    runs["diffusers"]["parameters"] = n_params(theirs_probe)
+    runs["diffusers"]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, attention in the mid block"
+    ratio = runs["dnnl"]["fd"] / runs["diffusers"]["fd"]
+    result = {
+        "budget": ("the wall time of the dnnl quick preset" if budget_s is None else f"{args.minutes:g} minutes each"),
+        "recipe": {k: v for k, v in base.to_dict().items() if k in ("batch_size", "lr", "warmup", "weight_decay",
+                                                                    "grad_clip", "ema_decay", "seed", "T", "schedule")},
+        "recipe_note": "both trained by dnnl.models.ddpm.train with this recipe and a cosine decay over their steps",
+        "sampler": f"DDPM, {args.steps} strided steps of T={base.T}, x0 clipped, seed {args.seed}",
+        "n_samples": args.n,
+        "real_vs_real": {"fd": round(calib["fd"], 3), "confidence": round(calib["confidence"], 4), "n": args.n},
+        "runs": runs,
+        "fd_ratio_dnnl_over_diffusers": round(ratio, 3),
+        "target_fd_ratio": 0.7,
+        "smoke": args.smoke,
+        "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/quality_budget.py" + ("" if budget_s is None else f" --minutes {args.minutes:g}"),
+    }
+    return save_result("quality_budget.json", result, write=not args.smoke)
+
+
+if __name__ == "__main__":
+    main()

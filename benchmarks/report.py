@@ -1,0 +1,210 @@
+"""Write the README's "Measured numbers" section from the JSON files in benchmarks/results/.
+
+    python benchmarks/report.py           # rewrite the section between the markers in README.md
+    python benchmarks/report.py --check   # exit 1 if README.md is not what the results say (a test runs this)
+
+Nothing in that section is typed by hand: every number is read from a result file that a script in
+``benchmarks/`` wrote, and a result that is missing is reported as not measured.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+README = REPO / "README.md"
+START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _missing(script: str) -> list[str]:
+    return [f"Not measured yet: run `python benchmarks/{script}`.", ""]
+
+
+def section_throughput(r: dict | None) -> list[str]:
+    out = ["### Training throughput (CPU)", ""]
+    if r is None:
+        return out + _missing("throughput.py")
+    out += [f"One training step (q_sample, forward, MSE, backward, fused AdamW), batch {r['batch_size']}, "
+            f"{r['image_size']}, float32. {r['timing']}.", "",
+            "| size | model | parameters | images/s | GFLOP/image (fwd+bwd) | achieved GFLOP/s |",
+            "|---|---|---:|---:|---:|---:|"]
+    for size, c in r["comparisons"].items():
+        d, h = c["dnnl"], c["diffusers"]
+        out.append(f"| {size} | dnnl `UNet` {tuple(d['channels'])} | {d['parameters']:,} | {d['images_per_s']:.1f} | "
+                   f"{d['gflops_per_image']:.3f} | {d['achieved_gflops']:.1f} |")
+        out.append(f"| {size} | diffusers `UNet2DModel` {tuple(h['block_out_channels'])} | {h['parameters']:,} | "
+                   f"{h['images_per_s']:.1f} | {h['gflops_per_image']:.3f} | |")
+    peak = r["matmul_peak_gflops"]
+    ratios = ", ".join(f"{size} {c['ratio']:.2f}×" for size, c in r["comparisons"].items())
+    out += ["", f"Ratio ours/diffusers: {ratios} (target ≥ {r['target_ratio']}× for the quick size: "
+            f"{_mark(r['ratio'] >= r['target_ratio'])}). Utilisation of the measured fp32 matmul peak "
+            f"({peak['fp32']:.0f} GFLOP/s; bf16 {peak['bf16']:.1f} GFLOP/s, so {r['bf16_autocast'].split(':')[0]}): "
+            f"{_pct(r['utilisation'])} (target ≥ {_pct(r['target_utilisation'])}: "
+            f"{_mark(r['utilisation'] >= r['target_utilisation'])}).", "",
+            "What each change bought (quick size; each row adds one change to the row above):", "",
+            "| change | images/s | vs first row |", "|---|---:|---:|"]
+    for row in r["ablation_quick"]:
+        extra = (f" (first step, compiling: {row['first_step_s (compilation)']:.0f} s)"
+                 if "first_step_s (compilation)" in row else "")
+        out.append(f"| {row['change']}{extra} | {row['images_per_s']:.1f} | {row['speed-up_vs_first_row']:.2f}× |")
+    out += ["", f"diffusers `UNet2DModel` given channels_last as well: {r['diffusers_with_channels_last']:.1f} "
+            f"images/s. {r['machine']}; torch {r['torch']}, diffusers {r['diffusers_version']}; {r['date']}. "
+            f"Rerun: `{r['command']}`.", ""]
+    return out
+
+
+def section_quality(shipped: dict | None, record: dict | None, budget: dict | None) -> list[str]:
+    out = ["### Sample quality", ""]
+    rows = ["| model | training | FD | real-vs-real FD (same n) | confident (max-prob > 0.9) |",
+            "|---|---|---:|---:|---:|"]
+    notes = []
+    if shipped is not None and record is not None:
+        q = shipped["quality"]
+        n = q["n_samples"]
+        rows.append(f"| shipped checkpoint (`load_pretrained()`) | {record['steps']:,} steps of batch "
+                    f"{record['config']['batch_size']}, {record['wall_time_s'] / 60:.0f} min | {q['fd']:.2f} | "
+                    f"{q['real_vs_real_fd'][f'n={n}']:.2f} | {_pct(q['confidence'])} |")
+        notes.append(f"Shipped checkpoint ({n:,} samples, {q['sampler']}): FD {q['fd_over_real_vs_real_same_n']:.2f}× "
+                     f"real-vs-real (target ≤ 3×: {_mark(q['targets']['fd_within_3x_of_real_vs_real'])}), "
+                     f"{_pct(q['confidence'])} confident (target ≥ 90 %: "
+                     f"{_mark(q['targets']['confidence_at_least_0.9'])}). Training: `python benchmarks/"
+                     f"train_pretrained.py`; scoring: `python benchmarks/evaluate_pretrained.py` ({record['machine']}).")
+    else:
+        notes += _missing("train_pretrained.py` then `python benchmarks/evaluate_pretrained.py")
+    if budget is not None:
+        calib = budget["real_vs_real"]
+        for name, run in budget["runs"].items():
+            rows.append(f"| {run['model']} | {run['steps']:,} steps of batch {run['batch_size']}, "
+                        f"{run['wall_time_s'] / 60:.1f} min | {run['fd']:.2f} | {calib['fd']:.2f} | "
+                        f"{_pct(run['confidence'])} |")
+        ours = budget["runs"]["dnnl"]
+        recipe = ", ".join(f"{k} {v}" for k, v in budget["recipe"].items() if k in ("batch_size", "lr", "warmup",
+                                                                                      "ema_decay", "grad_clip"))
+        theirs = budget["runs"]["diffusers"]
+        fixed = (f" UNet2DModel's {theirs['steps']:,} steps were fixed before training from its measured speed "
+                 f"({theirs['probe_images_per_sec']:.0f} images/s in a short probe)."
+                 if "probe_images_per_sec" in theirs else "")
+        notes.append(f"Equal budget ({budget['budget']}; both trained by `dnnl.models.ddpm.train` with the same "
+                     f"recipe ({recipe}) and a cosine decay over their own steps;{fixed} "
+                     f"{budget['sampler']}; {budget['n_samples']:,} samples each): FD ratio dnnl/diffusers "
+                     f"{budget['fd_ratio_dnnl_over_diffusers']:.2f} (target ≤ {budget['target_fd_ratio']}: "
+                     f"{_mark(budget['fd_ratio_dnnl_over_diffusers'] <= budget['target_fd_ratio'])}). "
+                     f"The dnnl row is the quick preset: {ours['wall_time_s'] / 60:.1f} min and "
+                     f"{_pct(ours['confidence'])} confident (target ≤ 15 min and ≥ 70 %: "
+                     f"{_mark(ours['wall_time_s'] <= 900 and ours['confidence'] >= 0.7)}). "
+                     f"{budget['machine']}; {budget['date']}. Rerun: `{budget['command']}`.")
+    else:
+        notes += _missing("quality_budget.py")
+    return out + rows + [""] + [n for note in notes for n in (note, "")]
+
+
+def section_sampling(r: dict | None) -> list[str]:
+    out = ["### Sampling speed", ""]
+    if r is None:
+        return out + _missing("sampling_speed.py")
+    steps = list(next(iter(r["rows"].values())).keys())
+    out += [f"Images/s, batch {r['batch_size']}, CPU.", "",
+            "| sampler + network | " + " | ".join(s.replace("_", " ") for s in steps) + " |",
+            "|---|" + "---:|" * len(steps)]
+    for name, row in r["rows"].items():
+        out.append(f"| {name} | " + " | ".join(f"{row[s]['images_per_s']:.2f}" for s in steps) + " |")
+    ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_dnnl_over_pipeline"].items())
+    same = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_same_model_sampler_only"].items())
+    out += ["", f"dnnl over `DDPMPipeline`: {ratio}; the samplers alone (same UNet2DModel): {same}. "
+            f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`.", ""]
+    return out
+
+
+def section_likelihood(r: dict | None) -> list[str]:
+    out = ["### Likelihood", ""]
+    if r is None:
+        return out + _missing("likelihood.py")
+    t = r["terms_bits_per_dim"]
+    out += [f"Shipped checkpoint ({r['checkpoint']}), {r['images']}: **{r['bits_per_dim']:.3f} ± "
+            f"{r['standard_error']:.3f} bits/dim** (the full variational bound; {r['estimator']}). Terms: "
+            + ", ".join(f"{k} {v:g}" for k, v in t.items())
+            + f". Target ≤ {r['target']}: {_mark(r['bits_per_dim'] <= r['target'])}. {r['seconds']:.0f} s on "
+            f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`.", ""]
+    return out
+
+
+def section_book(r: dict | None) -> list[str]:
+    out = ["### Executing the book", ""]
+    if r is None:
+        return out + _missing("book_time.py")
+    pages = ", ".join(f"{k} {v:.0f} s" for k, v in r["pages_seconds"].items())
+    out += [f"Every page in {r['mode']}: **{r['total_minutes']:.1f} minutes** in all (target ≤ {r['target_minutes']}: "
+            f"{_mark(r['total_minutes'] <= r['target_minutes'])}): {pages}. {r['machine']}; {r['date']}. "
+            f"Rerun: `{r['command']}`.", ""]
+    return out
+
+
+def section_metric() -> list[str]:
+    info_path = REPO / "dnnl" / "weights" / "mnist_classifier.json"
+    out = ["### The metric", ""]
+    if not info_path.exists():
+        return out + _missing("train_classifier.py")
+    info = json.loads(info_path.read_text())
+    return out + [f"FD and confidence use `dnnl.metrics`: a {info['parameters']:,}-parameter MNIST classifier with "
+                  f"an extra \"not a digit\" class ({_pct(info['test_accuracy'])} test accuracy), trained by "
+                  f"`python benchmarks/{Path(info['script']).name}`; the FD uses its 128-d penultimate features, "
+                  "so nothing is downloaded.", ""]
+
+
+def render() -> str:
+    gpu = "GPU numbers: none yet (no GPU was available where these ran)."
+    lines = [START, "", "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; "
+             "every number comes from the script named beside it. " + gpu, ""]
+    lines += section_quality(_load("pretrained_quality.json"),
+                             json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
+                             _load("quality_budget.json"))
+    lines += section_throughput(_load("throughput.json"))
+    lines += section_sampling(_load("sampling_speed.json"))
+    lines += section_likelihood(_load("likelihood.json"))
+    lines += section_book(_load("book_time.json"))
+    lines += section_metric()
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when README.md is stale")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        print(f"README.md has no {START} ... {END} block to fill", file=sys.stderr)
+        return 1
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = head + render() + tail
+    if args.check:
+        if new != text:
+            print("README.md's measured numbers differ from benchmarks/results/; run python benchmarks/report.py",
+                  file=sys.stderr)
+            return 1
+        print("README.md matches benchmarks/results/")
+        return 0
+    README.write_text(new, encoding="utf-8")
+    print(f"wrote the measured numbers into {README.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

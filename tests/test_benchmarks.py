@@ -1,0 +1,124 @@
+"""Every script in benchmarks/ runs in a tiny smoke configuration, writes nothing into benchmarks/results/,
+and the README's measured numbers are exactly what benchmarks/results/ holds.
+
+The real measurements are slow (minutes to an hour) and stay out of the test command; these tests only
+prove that the scripts work, so a reader who reruns one gets a result and not a traceback.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+RESULTS = BENCH / "results"
+
+
+def _snapshot() -> dict[str, str]:
+    """Content hashes of every committed result, to prove a smoke run leaves them alone."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(RESULTS.glob("*")) if p.is_file()}
+
+
+def _run(script: str, *args: str, mnist_root: Path, tmp_path: Path) -> dict | None:
+    env = {**os.environ, "DNNL_DATA": str(mnist_root), "DNNL_OUT": str(tmp_path / "out"), "MPLBACKEND": "Agg",
+           "DNNL_MODE": "quick"}
+    env.pop("DNNL_DEVICE", None)
+    before = _snapshot()
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert _snapshot() == before, f"{script} changed benchmarks/results/ in a smoke run"
+    out = proc.stdout
+    first = out.find("\n{")  # every script ends by printing its result as indented JSON
+    if first < 0 and out.startswith("{"):
+        first = 0
+    return json.loads(out[first:]) if first >= 0 else None
+
+
+@pytest.fixture
+def run(mnist_root, tmp_path):
+    return lambda script, *args: _run(script, *args, mnist_root=mnist_root, tmp_path=tmp_path)
+
+
+def test_throughput_smoke(run):
+    pytest.importorskip("diffusers")
+    r = run("throughput.py", "--smoke")
+    assert r["smoke"] is True
+    for size in ("quick", "full"):
+        c = r["comparisons"][size]
+        assert c["dnnl"]["images_per_s"] > 0 and c["diffusers"]["images_per_s"] > 0
+        # the matched UNet2DModel is within 10 % of our parameter count
+        assert abs(c["diffusers"]["parameters"] / c["dnnl"]["parameters"] - 1) <= 0.10
+        assert c["dnnl"]["gflops_per_image"] > 0
+        assert math.isclose(c["ratio"], c["dnnl"]["images_per_s"] / c["diffusers"]["images_per_s"], rel_tol=2e-2)
+    assert [row["change"].split(" ")[0] for row in r["ablation_quick"]][0] == "textbook"
+    # the upsampling change really removes FLOPs: the ablation's first row costs more per image
+    assert r["ablation_quick"][0]["gflops_per_image"] > r["comparisons"]["quick"]["dnnl"]["gflops_per_image"]
+    assert r["matmul_peak_gflops"]["fp32"] > 0
+
+
+def test_quality_budget_smoke(run):
+    pytest.importorskip("diffusers")
+    r = run("quality_budget.py", "--smoke", "--out", "runs")
+    assert set(r["runs"]) == {"dnnl", "diffusers"}
+    for name, one in r["runs"].items():
+        assert one["steps"] >= 1 and one["wall_time_s"] > 0, name
+        assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
+    assert math.isclose(r["fd_ratio_dnnl_over_diffusers"], r["runs"]["dnnl"]["fd"] / r["runs"]["diffusers"]["fd"],
+                        rel_tol=1e-2)
+
+
+def test_sampling_speed_smoke(run):
+    pytest.importorskip("diffusers")
+    r = run("sampling_speed.py", "--smoke")
+    assert len(r["rows"]) == 3
+    for row in r["rows"].values():
+        assert all(v["images_per_s"] > 0 for v in row.values())
+
+
+def test_likelihood_smoke(run):
+    r = run("likelihood.py", "--smoke")
+    t = r["terms_bits_per_dim"]
+    assert r["n_images"] == 2
+    assert math.isclose(r["bits_per_dim"], sum(t.values()), rel_tol=1e-3, abs_tol=2e-4)
+    assert 0 < r["bits_per_dim"] < 8  # a bound in bits per 8-bit pixel
+
+
+def test_book_time_smoke(run):
+    r = run("book_time.py", "--only", "index")
+    assert list(r["pages_seconds"]) == ["index"] and r["total_seconds"] > 0
+
+
+def test_evaluate_pretrained_smoke(run, tmp_path):
+    r = run("evaluate_pretrained.py", "--n", "16", "--steps", "2", "--batch-size", "8", "--no-update",
+            "--out", str(tmp_path / "q.json"))
+    assert r["quality"]["n_samples"] == 16 and (tmp_path / "q.png").is_file()
+
+
+def test_train_pretrained_smoke(run, tmp_path):
+    r = run("train_pretrained.py", "--steps", "2", "--out", str(tmp_path / "run"), "--weights-dir",
+            str(tmp_path / "w"), "--sample-every", "0", "--no-progress")
+    assert r["steps"] == 2 and (tmp_path / "w" / "ddpm_mnist_quick.pt").is_file()
+
+
+def test_train_classifier_smoke(run, tmp_path):
+    r = run("train_classifier.py", "--smoke", "--out", str(tmp_path / "clf.pt"))
+    assert r["epochs"] == 1 and (tmp_path / "clf.pt").is_file()
+
+
+def test_metric_calibration_smoke(run, tmp_path):
+    r = run("metric_calibration.py", "--sizes", "256", "--out", str(tmp_path / "calib.json"))
+    assert r["real_vs_real"]["256"]["fd"] > 0
+
+
+def test_readme_numbers_are_generated_from_the_results():
+    proc = subprocess.run([sys.executable, str(BENCH / "report.py"), "--check"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
