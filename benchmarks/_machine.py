@@ -21,8 +21,11 @@ def cpu_name() -> str:
 
 
 def machine() -> str:
-    """For example 'AMD EPYC 7B13, 2 cores visible, 2 torch threads' (plus the GPU when there is one)."""
-    text = f"{cpu_name()}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads"
+    """For example 'AMD EPYC 7B13, 2 cores visible, 2 torch threads, torch 2.14.1, device cpu' (and the GPU)."""
+    import dnnl
+
+    text = (f"{cpu_name()}, {os.cpu_count()} cores visible, {torch.get_num_threads()} torch threads, "
+            f"torch {torch.__version__}, device {dnnl.get_device()}")
     if torch.cuda.is_available():
         text = f"{torch.cuda.device_count()}x {torch.cuda.get_device_name(0)}; {text}"
     return text

@@ -11,7 +11,7 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, size: int):
+def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, size: int, dropout: float = 0.0):
     """diffusers' UNet2DModel with the same shape of network: plain res-blocks, attention only in the middle."""
     from diffusers import UNet2DModel
 
@@ -20,10 +20,11 @@ def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, 
         sample_size=size, in_channels=1, out_channels=1, block_out_channels=widths,
         layers_per_block=layers_per_block, down_block_types=("DownBlock2D",) * levels,
         up_block_types=("UpBlock2D",) * levels, norm_num_groups=groups, attention_head_dim=widths[-1] // 4,
+        dropout=dropout,
     )
 
 
-def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8):
+def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: float = 0.0):
     """The UNet2DModel closest in parameter count to ``ours`` (a dnnl UNet), and its widths.
 
     Its first width equals ours (both spend the same on the full-resolution level); the deeper widths
@@ -42,7 +43,7 @@ def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8):
             gap = abs(n_params(diffusers_unet(cand, layers, groups, size)) - target)
         if best is None or gap < best[0]:
             best = (gap, cand)
-    return diffusers_unet(best[1], layers, groups, size), best[1]
+    return diffusers_unet(best[1], layers, groups, size, dropout), best[1]
 
 
 class DiffusersEps(nn.Module):

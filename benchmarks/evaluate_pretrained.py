@@ -53,6 +53,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/<name>_quality.json, "
                         "pretrained_quality.json for the shipped default)")
     args = parser.parse_args(argv)
+    print(machine(), flush=True)
 
     device = dnnl.get_device()
     model = load_pretrained(args.name, device, path=args.path)

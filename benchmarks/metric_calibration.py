@@ -19,6 +19,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
 from dnnl import metrics  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -31,6 +32,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--root", default=None)
     parser.add_argument("--out", default=None, help="result file (default: benchmarks/results/metric_calibration.json)")
     args = parser.parse_args(argv)
+    print(machine(), flush=True)
 
     start = time.perf_counter()
     ref = metrics.reference_features("test", args.root)

@@ -70,6 +70,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
     args = parser.parse_args(argv)
+    print(machine(), flush=True)
     torch.manual_seed(args.seed)
     out = Path(args.out)
 

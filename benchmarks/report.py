@@ -40,16 +40,16 @@ def section_throughput(r: dict | None) -> list[str]:
     out = ["### Training throughput (CPU)", ""]
     if r is None:
         return out + _missing("throughput.py")
-    out += [f"One training step (q_sample, forward, MSE, backward, fused AdamW), batch {r['batch_size']}, "
-            f"{r['image_size']}, float32. {r['timing']}.", "",
-            "| size | model | parameters | images/s | GFLOP/image (fwd+bwd) | achieved GFLOP/s |",
+    out += [f"One training step (q_sample, forward, MSE, backward, fused AdamW), {r['image_size']}, float32. "
+            f"{r['timing']}.", "",
+            "| size, batch | model | parameters | images/s | GFLOP/image (fwd+bwd) | achieved GFLOP/s |",
             "|---|---|---:|---:|---:|---:|"]
     for size, c in r["comparisons"].items():
         d, h = c["dnnl"], c["diffusers"]
-        out.append(f"| {size} | dnnl `UNet` {tuple(d['channels'])} | {d['parameters']:,} | {d['images_per_s']:.1f} | "
-                   f"{d['gflops_per_image']:.3f} | {d['achieved_gflops']:.1f} |")
-        out.append(f"| {size} | diffusers `UNet2DModel` {tuple(h['block_out_channels'])} | {h['parameters']:,} | "
-                   f"{h['images_per_s']:.1f} | {h['gflops_per_image']:.3f} | |")
+        out.append(f"| {size}, {c['batch_size']} | dnnl `UNet` {tuple(d['channels'])} | {d['parameters']:,} | "
+                   f"{d['images_per_s']:.1f} | {d['gflops_per_image']:.3f} | {d['achieved_gflops']:.1f} |")
+        out.append(f"| {size}, {c['batch_size']} | diffusers `UNet2DModel` {tuple(h['block_out_channels'])} | "
+                   f"{h['parameters']:,} | {h['images_per_s']:.1f} | {h['gflops_per_image']:.3f} | |")
     peak = r["matmul_peak_gflops"]
     ratios = ", ".join(f"{size} {c['ratio']:.2f}×" for size, c in r["comparisons"].items())
     out += ["", f"Ratio ours/diffusers: {ratios} (target ≥ {r['target_ratio']}× for the quick size: "

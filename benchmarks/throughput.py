@@ -135,6 +135,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
     parser.add_argument("--windows", type=int, default=12, help="timed windows per model (quick size)")
     parser.add_argument("--full-windows", type=int, default=3, help="timed windows per model (full size)")
+    parser.add_argument("--full-batch-size", type=int, default=32,
+                        help="batch of the full-size pair (both models; the full U-Net takes seconds per step on a CPU)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the ablation")
@@ -146,6 +148,7 @@ def main(argv=None) -> dict:
     mm_n = 2048
     if args.smoke:
         batch, args.steps, args.windows, args.full_windows, args.warmup, mm_n = 4, 1, 2, 1, 1, 256
+        args.full_batch_size = 2
     size = 28
     print(machine(), flush=True)
 
@@ -159,17 +162,19 @@ def main(argv=None) -> dict:
 
     def theirs(cfg):
         dnnl.set_seed(args.seed)
-        model, widths = match_diffusers(cfg.build_model(), size)
+        model, widths = match_diffusers(cfg.build_model(), size, dropout=cfg.dropout)
         return DiffusersEps(model), widths
 
     sizes = {"quick": quick_cfg} if args.skip_full else {"quick": quick_cfg, "full": TrainConfig.full()}
     comparisons = {}
     for label, cfg in sizes.items():
         windows = args.windows if label == "quick" else args.full_windows
+        b = batch if label == "quick" else args.full_batch_size
+        steps = args.steps if label == "quick" else 1
         model_b, widths = theirs(cfg)
-        pair = [Bench("dnnl UNet", ours(cfg), batch, size, args.seed, channels_last=True),
-                Bench("diffusers UNet2DModel", model_b, batch, size, args.seed)]
-        race(pair, args.warmup, windows, args.steps, label)
+        pair = [Bench("dnnl UNet", ours(cfg), b, size, args.seed, channels_last=True),
+                Bench("diffusers UNet2DModel", model_b, b, size, args.seed)]
+        race(pair, args.warmup if label == "quick" else 1, windows, steps, label)
         flops = pair[0].flops_per_image()
         comparisons[label] = {
             "dnnl": {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks,
@@ -182,6 +187,7 @@ def main(argv=None) -> dict:
                           "window_rates": [round(r, 1) for r in pair[1].rates],
                           "gflops_per_image": round(pair[1].flops_per_image() / 1e9, 4)},
             "ratio": round(pair[0].rate / pair[1].rate, 3),
+            "batch_size": b, "dropout": cfg.dropout,
             "window_ratios": [round(a / b, 3) for a, b in zip(pair[0].rates, pair[1].rates)],
         }
         print(f"{label}: ratio {comparisons[label]['ratio']:.2f}", flush=True)

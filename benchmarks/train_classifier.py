@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.smoke:
         args.epochs = 1
+    print(machine(), flush=True)
 
     dnnl.set_seed(args.seed)
     x_all, y_all = mnist_tensors("train", args.root)

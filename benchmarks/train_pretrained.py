@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
     args = parser.parse_args(argv)
+    print(machine(), flush=True)
 
     run_dir = Path(args.out)
     if not args.export_only:
