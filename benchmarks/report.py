@@ -64,7 +64,7 @@ def section_throughput(r: dict | None) -> list[str]:
                  if "first_step_s (compilation)" in row else "")
         out.append(f"| {row['change']}{extra} | {row['images_per_s']:.1f} | {row['speed-up_vs_first_row']:.2f}× |")
     out += ["", f"diffusers `UNet2DModel` given channels_last as well: {r['diffusers_with_channels_last']:.1f} "
-            f"images/s. {r['machine']}; torch {r['torch']}, diffusers {r['diffusers_version']}; {r['date']}. "
+            f"images/s. {r['machine']}; diffusers {r['diffusers_version']}; {r['date']}. "
             f"Rerun: `{r['command']}`.", ""]
     return out
 
