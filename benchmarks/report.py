@@ -141,6 +141,15 @@ def section_likelihood(r: dict | None) -> list[str]:
             + ", ".join(f"{k} {v:g}" for k, v in t.items())
             + f". Target ≤ {r['target']}: {_mark(r['bits_per_dim'] <= r['target'])}. {r['seconds']:.0f} s on "
             f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`.", ""]
+    b = r.get("best_fixed_variances")
+    if b:
+        widths = ", ".join(f"{k} {v:.3f}" for k, v in b["decoder_L0_by_width"].items())
+        out += [f"With the best fixed variances of Eq. @eq-optimal-variance (chapter 3), estimated on "
+                f"{b['calibration']}, on the same draws: {b['bits_per_dim']:.3f} ± {b['standard_error']:.3f} "
+                f"bits/dim, a gain of {b['gain_over_fixed']:.4f} ± {b['gain_standard_error']:.4f} (σ*²/β̃ at most "
+                f"{b['largest sigma*^2 / beta_tilde']:.2f}, at paper step {b['at paper step']}; median "
+                f"{b['median sigma*^2 / beta_tilde']:.4f}). The decoder L_0 on those training images for other "
+                f"widths than the fixed σ_1 (bits/dim): {widths}.", ""]
     return out
 
 

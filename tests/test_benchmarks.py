@@ -89,6 +89,10 @@ def test_likelihood_smoke(run):
     assert r["n_images"] == 2
     assert math.isclose(r["bits_per_dim"], sum(t.values()), rel_tol=1e-3, abs_tol=2e-4)
     assert 0 < r["bits_per_dim"] < 8  # a bound in bits per 8-bit pixel
+    b = r["best_fixed_variances"]
+    assert 0 < b["bits_per_dim"] < 8 and b["largest sigma*^2 / beta_tilde"] >= 1  # σ*² = β̃ + a square
+    assert math.isclose(b["gain_over_fixed"], r["bits_per_dim"] - b["bits_per_dim"], abs_tol=2e-4)
+    assert len(b["decoder_L0_by_width"]) == 6 and all(v > 0 for v in b["decoder_L0_by_width"].values())
 
 
 def test_book_time_smoke(run):

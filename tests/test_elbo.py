@@ -1,11 +1,11 @@
-"""The bound's terms: Gaussian KL, the discretised decoder, the prior, and vlb_terms with the oracle ε."""
+"""The bound's terms: Gaussian KL, the discretised decoder, the prior, vlb_terms with the oracle ε, optimal variances."""
 import math
 
 import pytest
 import torch
 
-from dnnl.models.ddpm import (NoiseSchedule, discretized_gaussian_log_likelihood, normal_kl, prior_bpd,
-                              q_posterior, vlb_terms)
+from dnnl.models.ddpm import (NoiseSchedule, discretized_gaussian_log_likelihood, normal_kl, optimal_variances,
+                              prior_bpd, q_posterior, vlb_terms)
 
 S = NoiseSchedule.linear()
 LN2 = math.log(2)
@@ -133,3 +133,82 @@ def test_vlb_terms_rejects_bad_eps_fn():
         vlb_terms(S, 3, x0)
     with pytest.raises(ValueError, match="same shape"):
         vlb_terms(S, lambda xt, t: xt[:, :1], x0)
+
+
+def _biased_eps_fn(x0, delta):
+    """The true noise (recomputed from x0) plus a constant offset delta: x̂_0 is off by √((1−ᾱ)/ᾱ)·delta."""
+    def eps_fn(xt, t):
+        ab = S.alpha_bars[t].reshape(-1, *([1] * (x0.ndim - 1)))
+        return (xt - ab.sqrt() * x0) / (1 - ab).sqrt() + delta
+    return eps_fn
+
+
+def test_optimal_variances_closed_form_for_a_biased_predictor():
+    # x0 - x̂0 = -√((1-ᾱ)/ᾱ)·delta exactly, so σ*² = β̃ + c² (1-ᾱ)/ᾱ delta² for t >= 1.
+    x0 = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(3, 1, 2, 2)
+    delta = 0.2
+    v = optimal_variances(S, _biased_eps_fn(x0, delta), x0, generator=torch.Generator().manual_seed(4))
+    expected = S.posterior_variance + S.posterior_mean_coef1 ** 2 * (1 - S.alpha_bars) / S.alpha_bars * delta ** 2
+    assert v.dtype == torch.float64 and v.shape == (1000,)
+    assert torch.allclose(v[1:], expected[1:], rtol=1e-9)
+    assert (v[1:] > S.posterior_variance[1:]).all()
+
+
+def test_optimal_variances_of_the_oracle_are_the_posterior_variances():
+    x0 = torch.linspace(-1, 1, 16, dtype=torch.float64).reshape(1, 1, 4, 4)
+    v = optimal_variances(S, _biased_eps_fn(x0, 0.0), x0, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(v[1:], S.posterior_variance[1:], rtol=1e-9)
+
+
+def test_optimal_variances_keep_the_fixed_decoder_variance():
+    x0 = torch.linspace(-1, 1, 16, dtype=torch.float64).reshape(1, 1, 4, 4)
+    v = optimal_variances(S, _biased_eps_fn(x0, 0.3), x0, generator=torch.Generator().manual_seed(5))
+    assert math.isclose(v[0].item(), S.posterior_variance[1].item(), rel_tol=1e-12)
+
+
+def test_optimal_variances_minimise_every_kl_term_on_the_same_draws():
+    # With the same generator seed both functions see the same x_t, so each KL term at σ*² must be below
+    # the terms at σ*²·(1 ± 10%), and equal to ½ log(σ*²/β̃) nats (the mean-error part cancels the −1).
+    g = torch.Generator().manual_seed(6)
+    x0 = torch.randint(0, 256, (4, 1, 4, 4), generator=g).double() / 127.5 - 1
+    wobble = torch.randn(4, 1, 4, 4, generator=g, dtype=torch.float64)
+
+    def eps_fn(xt, t):  # an imperfect predictor whose error varies over pixels and steps
+        ab = S.alpha_bars[t].reshape(-1, 1, 1, 1)
+        return (xt - ab.sqrt() * x0) / (1 - ab).sqrt() + 0.3 * torch.sin(3 * xt) + 0.1 * wobble
+
+    v = optimal_variances(S, eps_fn, x0, generator=torch.Generator().manual_seed(7))
+    terms = {k: vlb_terms(S, eps_fn, x0, variances=v * k, generator=torch.Generator().manual_seed(7))["terms_bpd"]
+             .mean(0) for k in (0.9, 1.0, 1.1)}
+    assert (terms[1.0][1:] < terms[0.9][1:]).all() and (terms[1.0][1:] < terms[1.1][1:]).all()
+    closed = 0.5 * torch.log(v[1:] / S.posterior_variance[1:]) / LN2
+    assert torch.allclose(terms[1.0][1:], closed, rtol=1e-6, atol=1e-12)
+    fixed = vlb_terms(S, eps_fn, x0, generator=torch.Generator().manual_seed(7))["terms_bpd"].mean(0)
+    assert terms[1.0][1:].sum() < fixed[1:].sum()
+
+
+def test_vlb_terms_uses_the_given_decoder_variance():
+    x0 = torch.tensor([[-1.0, 0.0, 1.0, 0.5]], dtype=torch.float64)
+    v = S.posterior_variance.clone()
+    v[0] = 0.05 ** 2
+    out = vlb_terms(S, _biased_eps_fn(x0, 0.0), x0, variances=v, generator=torch.Generator().manual_seed(8))
+    mean = x0  # the oracle's x̂_0 is x0, and μ_θ at t = 0 is x̂_0
+    expected = -discretized_gaussian_log_likelihood(x0, mean, torch.tensor(math.log(0.05), dtype=torch.float64))
+    assert math.isclose(out["terms_bpd"][0, 0].item(), expected.mean().item() / LN2, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("bad, err, match", [
+    ([1.0] * 1000, TypeError, "variances must be a tensor"),
+    (torch.ones(999, dtype=torch.float64), ValueError, r"shape \(T,\) = \(1000,\)"),
+    (-torch.ones(1000, dtype=torch.float64), ValueError, "finite and > 0"),
+    (torch.full((1000,), float("nan"), dtype=torch.float64), ValueError, "finite and > 0"),
+])
+def test_vlb_terms_rejects_bad_variances(bad, err, match):
+    x0 = torch.zeros(1, 4, dtype=torch.float64)
+    with pytest.raises(err, match=match):
+        vlb_terms(S, _biased_eps_fn(x0, 0.0), x0, variances=bad)
+
+
+def test_optimal_variances_rejects_bad_eps_fn():
+    with pytest.raises(TypeError, match="eps_fn must be callable"):
+        optimal_variances(S, None, torch.zeros(1, 4, dtype=torch.float64))

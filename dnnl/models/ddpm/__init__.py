@@ -6,7 +6,7 @@ Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
 from .schedule import NoiseSchedule
 from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_x0, q_mean_variance,
                         q_posterior, q_sample)
-from .elbo import discretized_gaussian_log_likelihood, normal_kl, prior_bpd, vlb_terms
+from .elbo import discretized_gaussian_log_likelihood, normal_kl, optimal_variances, prior_bpd, vlb_terms
 from .losses import noise_prediction_loss
 from .unet import UNet, sinusoidal_embedding
 from .train import TrainConfig, TrainResult, train
@@ -20,7 +20,7 @@ __all__ = [
     "NoiseSchedule",
     "q_mean_variance", "q_sample", "q_posterior", "oracle_denoise", "predict_x0", "p_mean_variance",
     "p_sample_step",
-    "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms",
+    "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "optimal_variances",
     "noise_prediction_loss",
     "UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train",
     "DDPMScheduler", "SchedulerOutput",

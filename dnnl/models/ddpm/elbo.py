@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from ._validate import check_range, check_same_shape, check_schedule, check_tensor, randn_like
-from .diffusion import p_mean_variance, q_mean_variance, q_posterior, q_sample
+from .diffusion import p_mean_variance, predict_x0, q_mean_variance, q_posterior, q_sample
 
 LN2 = math.log(2.0)
 
@@ -68,19 +68,72 @@ def prior_bpd(schedule, x0: Tensor) -> Tensor:
     return _mean_flat(normal_kl(mean, log_variance, 0.0, 0.0)) / LN2
 
 
-def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = False,
-              progress: bool = False) -> dict[str, Tensor]:
-    """Every term of the bound (Eq. @eq-vlb-decomposition) in bits/dim, under ``torch.no_grad``.
+def _check_eps_fn(eps_fn) -> None:
+    if not callable(eps_fn):
+        raise TypeError(f"eps_fn must be callable as eps_fn(xt, t) (got {type(eps_fn).__name__})")
 
-    ``eps_fn(xt, t)`` predicts ε (t is an int64 (B,) tensor). Returns ``prior_bpd`` (B,), ``terms_bpd``
-    (B, T) — index 0 is the decoder term L_0, index t > 0 is KL(q(x_{t−1}|x_t, x_0) ‖ p_θ(x_{t−1}|x_t)) —
-    and ``total_bpd`` (B,). Each term uses a fresh draw of x_t.
+
+def _check_variances(variances, T: int) -> Tensor:
+    if not isinstance(variances, Tensor):
+        raise TypeError(f"variances must be a tensor of shape (T,) = ({T},) (got {type(variances).__name__})")
+    if variances.shape != (T,):
+        raise ValueError(f"variances must have shape (T,) = ({T},) (got {tuple(variances.shape)})")
+    if not (torch.isfinite(variances).all() and (variances > 0).all()):
+        raise ValueError("variances must be finite and > 0 (got a value outside (0, inf))")
+    return variances.double()
+
+
+def optimal_variances(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = False,
+                      progress: bool = False) -> Tensor:
+    """The fixed reverse variances that minimise each expected KL term of ``eps_fn`` (Eq. @eq-optimal-variance).
+
+    σ*²_t = β̃_t + c_t² · mean (x_0 − x̂_0)² for t ≥ 1, where c_t multiplies x_0 in μ̃_t (Eq. @eq-posterior-mean)
+    and the mean runs over ``x0`` (calibration images, not the ones the bound is reported on), pixels and
+    one draw of x_t per image and step; Bao et al. (2022) reach the same optimum from the score. Index 0,
+    the discretised decoder, has no such closed form and keeps the fixed σ² = β̃ at paper step 2.
+    Returns float64 (T,), for ``vlb_terms(..., variances=...)``.
     """
     check_schedule(schedule)
     check_tensor(x0, "x0", min_ndim=1)
     check_range(x0, "x0")
-    if not callable(eps_fn):
-        raise TypeError(f"eps_fn must be callable as eps_fn(xt, t) (got {type(eps_fn).__name__})")
+    _check_eps_fn(eps_fn)
+    B = x0.shape[0]
+    sq_err = torch.zeros(schedule.T, dtype=torch.float64, device=x0.device)
+    steps = range(schedule.T - 1, 0, -1)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc="optimal variances", leave=False)
+    with torch.no_grad():
+        for i in steps:
+            t = torch.full((B,), i, dtype=torch.long, device=x0.device)
+            xt = q_sample(schedule, x0, t, randn_like(x0, generator))
+            eps = eps_fn(xt, t)
+            check_tensor(eps, "eps_fn(xt, t)")
+            check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
+            x0_hat = predict_x0(schedule, xt, t, eps)
+            if clip:
+                x0_hat = x0_hat.clamp(-1.0, 1.0)
+            sq_err[i] = (x0.double() - x0_hat.double()).pow(2).mean()
+    variances = schedule.posterior_variance + schedule.posterior_mean_coef1 ** 2 * sq_err
+    variances[0] = schedule.posterior_log_variance_clipped[0].exp()
+    return variances
+
+
+def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = False,
+              variances: Tensor | None = None, progress: bool = False) -> dict[str, Tensor]:
+    """Every term of the bound (Eq. @eq-vlb-decomposition) in bits/dim, under ``torch.no_grad``.
+
+    ``eps_fn(xt, t)`` predicts ε (t is an int64 (B,) tensor). Returns ``prior_bpd`` (B,), ``terms_bpd``
+    (B, T) — index 0 is the decoder term L_0, index t > 0 is KL(q(x_{t−1}|x_t, x_0) ‖ p_θ(x_{t−1}|x_t)) —
+    and ``total_bpd`` (B,). Each term uses a fresh draw of x_t. The reverse variances are β̃_t (log
+    clipped at t = 0) unless ``variances`` (T,) gives others, e.g. from :func:`optimal_variances`.
+    """
+    check_schedule(schedule)
+    check_tensor(x0, "x0", min_ndim=1)
+    check_range(x0, "x0")
+    _check_eps_fn(eps_fn)
+    if variances is not None:
+        log_variances = _check_variances(variances, schedule.T).to(x0.device).log()
     B = x0.shape[0]
     terms = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
     steps = range(schedule.T - 1, -1, -1)
@@ -95,6 +148,8 @@ def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = Fals
             check_tensor(eps, "eps_fn(xt, t)")
             check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
             mean, _, log_variance = p_mean_variance(schedule, eps, xt, t, clip=clip)
+            if variances is not None:
+                log_variance = log_variances[i].to(mean.dtype).expand_as(mean)
             if i == 0:
                 nll = -discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance)
                 terms[:, 0] = _mean_flat(nll).double() / LN2
