@@ -1,6 +1,6 @@
 """Train the shipped checkpoint: the quick preset on MNIST with the package's own loop, then export it.
 
-    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick to 6000 steps, export
+    python benchmarks/train_pretrained.py                 # train (or resume) runs/quick to 12000 steps, export
     python benchmarks/train_pretrained.py --export-only   # export an existing runs/quick/checkpoint.pt
 
 Writes ``dnnl/models/ddpm/weights/ddpm_mnist_quick.pt`` (the EMA weights as a plain fp32 state dict,
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
     parser.add_argument("--name", default="ddpm_mnist_quick", help="name of the exported weights")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    parser.add_argument("--steps", type=int, default=6000,
+    parser.add_argument("--steps", type=int, default=12_000,
                         help="steps for the shipped model (the quick preset's own default is shorter)")
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
     parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")

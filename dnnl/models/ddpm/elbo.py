@@ -68,9 +68,27 @@ def prior_bpd(schedule, x0: Tensor) -> Tensor:
     return _mean_flat(normal_kl(mean, log_variance, 0.0, 0.0)) / LN2
 
 
-def _check_eps_fn(eps_fn) -> None:
+def _check_inputs(schedule, eps_fn, x0) -> None:
+    check_schedule(schedule)
+    check_tensor(x0, "x0", min_ndim=1)
+    check_range(x0, "x0")
     if not callable(eps_fn):
         raise TypeError(f"eps_fn must be callable as eps_fn(xt, t) (got {type(eps_fn).__name__})")
+
+
+def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, progress: bool):
+    """Yield (i, t, x_t, ε̂) for code index i = T−1 down to ``stop``, with one fresh x_t ~ q(x_t | x_0) per step."""
+    steps = range(schedule.T - 1, stop - 1, -1)
+    if progress:
+        from tqdm.auto import tqdm
+        steps = tqdm(steps, desc=desc, leave=False)
+    for i in steps:
+        t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
+        xt = q_sample(schedule, x0, t, randn_like(x0, generator))
+        eps = eps_fn(xt, t)
+        check_tensor(eps, "eps_fn(xt, t)")
+        check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
+        yield i, t, xt, eps
 
 
 def _check_variances(variances, T: int) -> Tensor:
@@ -93,23 +111,10 @@ def optimal_variances(schedule, eps_fn, x0: Tensor, *, generator=None, clip: boo
     the discretised decoder, has no such closed form and keeps the fixed σ² = β̃ at paper step 2.
     Returns float64 (T,), for ``vlb_terms(..., variances=...)``.
     """
-    check_schedule(schedule)
-    check_tensor(x0, "x0", min_ndim=1)
-    check_range(x0, "x0")
-    _check_eps_fn(eps_fn)
-    B = x0.shape[0]
+    _check_inputs(schedule, eps_fn, x0)
     sq_err = torch.zeros(schedule.T, dtype=torch.float64, device=x0.device)
-    steps = range(schedule.T - 1, 0, -1)
-    if progress:
-        from tqdm.auto import tqdm
-        steps = tqdm(steps, desc="optimal variances", leave=False)
     with torch.no_grad():
-        for i in steps:
-            t = torch.full((B,), i, dtype=torch.long, device=x0.device)
-            xt = q_sample(schedule, x0, t, randn_like(x0, generator))
-            eps = eps_fn(xt, t)
-            check_tensor(eps, "eps_fn(xt, t)")
-            check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
+        for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 1, "optimal variances", progress):
             x0_hat = predict_x0(schedule, xt, t, eps)
             if clip:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
@@ -128,25 +133,12 @@ def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = Fals
     and ``total_bpd`` (B,). Each term uses a fresh draw of x_t. The reverse variances are β̃_t (log
     clipped at t = 0) unless ``variances`` (T,) gives others, e.g. from :func:`optimal_variances`.
     """
-    check_schedule(schedule)
-    check_tensor(x0, "x0", min_ndim=1)
-    check_range(x0, "x0")
-    _check_eps_fn(eps_fn)
+    _check_inputs(schedule, eps_fn, x0)
     if variances is not None:
         log_variances = _check_variances(variances, schedule.T).to(x0.device).log()
-    B = x0.shape[0]
-    terms = torch.zeros(B, schedule.T, dtype=torch.float64, device=x0.device)
-    steps = range(schedule.T - 1, -1, -1)
-    if progress:
-        from tqdm.auto import tqdm
-        steps = tqdm(steps, desc="VLB terms", leave=False)
+    terms = torch.zeros(x0.shape[0], schedule.T, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
-        for i in steps:
-            t = torch.full((B,), i, dtype=torch.long, device=x0.device)
-            xt = q_sample(schedule, x0, t, randn_like(x0, generator))
-            eps = eps_fn(xt, t)
-            check_tensor(eps, "eps_fn(xt, t)")
-            check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
+        for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 0, "VLB terms", progress):
             mean, _, log_variance = p_mean_variance(schedule, eps, xt, t, clip=clip)
             if variances is not None:
                 log_variance = log_variances[i].to(mean.dtype).expand_as(mean)
