@@ -144,7 +144,7 @@ def section_likelihood(r: dict | None) -> list[str]:
     b = r.get("best_fixed_variances")
     if b:
         widths = ", ".join(f"{k} {v:.3f}" for k, v in b["decoder_L0_by_width"].items())
-        out += [f"With the best fixed variances of Eq. @eq-optimal-variance (chapter 3), estimated on "
+        out += [f"With the best fixed variances of chapter 3 (`optimal_variances`), estimated on "
                 f"{b['calibration']}, on the same draws: {b['bits_per_dim']:.3f} ± {b['standard_error']:.3f} "
                 f"bits/dim, a gain of {b['gain_over_fixed']:.4f} ± {b['gain_standard_error']:.4f} (σ*²/β̃ at most "
                 f"{b['largest sigma*^2 / beta_tilde']:.2f}, at paper step {b['at paper step']}; median "
