@@ -36,6 +36,11 @@ from dnnl.models.ddpm.pretrained import pretrained_info, pretrained_schedule  # 
 DECODER_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 
 
+def standard_error(x: torch.Tensor) -> float:
+    """Standard error of the mean of per-image values (NaN for a single image)."""
+    return x.std().item() / math.sqrt(len(x)) if len(x) > 1 else float("nan")
+
+
 def bound(schedule, model, images, batch_size, seed, variances=None):
     """Per-image total, prior, decoder and summed-KL terms in bits/dim; the draws depend only on ``seed``."""
     gen = torch.Generator(device=images.device).manual_seed(seed)
@@ -86,7 +91,6 @@ def main(argv=None) -> dict:
     fixed = bound(schedule, model, images, args.batch_size, args.seed)
     seconds = time.perf_counter() - start
     total = fixed["total"]
-    se = total.std().item() / math.sqrt(len(total)) if len(total) > 1 else float("nan")
 
     best = None
     if args.calibration:
@@ -98,11 +102,9 @@ def main(argv=None) -> dict:
         ratio = (variances[1:] / schedule.posterior_variance[1:]).cpu()
         best = {
             "bits_per_dim": round(tuned["total"].mean().item(), 4),
-            "standard_error": round(tuned["total"].std().item() / math.sqrt(len(total)), 4) if len(total) > 1
-            else float("nan"),
+            "standard_error": round(standard_error(tuned["total"]), 4),
             "gain_over_fixed": round(gain.mean().item(), 4),
-            "gain_standard_error": round(gain.std().item() / math.sqrt(len(total)), 4) if len(total) > 1
-            else float("nan"),
+            "gain_standard_error": round(standard_error(gain), 4),
             "sum of KL terms": round(tuned["kl"].mean().item(), 4),
             "calibration": f"the first {args.calibration} MNIST training images, one x_t per image and step",
             "largest sigma*^2 / beta_tilde": round(ratio.max().item(), 3),
@@ -113,7 +115,7 @@ def main(argv=None) -> dict:
     info = pretrained_info()
     result = {
         "bits_per_dim": round(total.mean().item(), 4),
-        "standard_error": round(se, 4),
+        "standard_error": round(standard_error(total), 4),
         "terms_bits_per_dim": {"L_T (prior)": round(fixed["prior"].mean().item(), 6),
                                "sum of KL terms L_1..L_{T-1}": round(fixed["kl"].mean().item(), 4),
                                "L_0 (decoder)": round(fixed["decoder"].mean().item(), 4)},

@@ -32,6 +32,11 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def _provenance(r: dict) -> str:
+    """Where a result came from: machine, date and the command that reruns it."""
+    return f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`."
+
+
 def _missing(script: str) -> list[str]:
     return [f"Not measured yet: run `python benchmarks/{script}`.", ""]
 
@@ -108,7 +113,7 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
                      f"The dnnl row is the quick preset: {ours['wall_time_s'] / 60:.1f} min and "
                      f"{_pct(ours['confidence'])} confident (target ≤ 15 min and ≥ 70 %: "
                      f"{_mark(ours['wall_time_s'] <= 900 and ours['confidence'] >= 0.7)}). "
-                     f"{budget['machine']}; {budget['date']}. Rerun: `{budget['command']}`.")
+                     + _provenance(budget))
     else:
         notes += _missing("quality_budget.py")
     return out + rows + [""] + [n for note in notes for n in (note, "")]
@@ -127,7 +132,7 @@ def section_sampling(r: dict | None) -> list[str]:
     ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_dnnl_over_pipeline"].items())
     same = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_same_model_sampler_only"].items())
     out += ["", f"dnnl over `DDPMPipeline`: {ratio}; the samplers alone (same UNet2DModel): {same}. "
-            f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`.", ""]
+            + _provenance(r), ""]
     return out
 
 
@@ -140,7 +145,7 @@ def section_likelihood(r: dict | None) -> list[str]:
             f"{r['standard_error']:.3f} bits/dim** (the full variational bound; {r['estimator']}). Terms: "
             + ", ".join(f"{k} {v:g}" for k, v in t.items())
             + f". Target ≤ {r['target']}: {_mark(r['bits_per_dim'] <= r['target'])}. {r['seconds']:.0f} s on "
-            f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`.", ""]
+            + _provenance(r), ""]
     b = r.get("best_fixed_variances")
     if b:
         widths = ", ".join(f"{k} {v:.3f}" for k, v in b["decoder_L0_by_width"].items())
@@ -159,8 +164,7 @@ def section_book(r: dict | None) -> list[str]:
         return out + _missing("book_time.py")
     pages = ", ".join(f"{k} {v:.0f} s" for k, v in r["pages_seconds"].items())
     out += [f"Every page in {r['mode']}: **{r['total_minutes']:.1f} minutes** in all (target ≤ {r['target_minutes']}: "
-            f"{_mark(r['total_minutes'] <= r['target_minutes'])}): {pages}. {r['machine']}; {r['date']}. "
-            f"Rerun: `{r['command']}`.", ""]
+            f"{_mark(r['total_minutes'] <= r['target_minutes'])}): {pages}. " + _provenance(r), ""]
     return out
 
 

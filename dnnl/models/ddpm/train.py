@@ -361,7 +361,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, rank: int, world: 
     schedule = config.build_schedule()
     if cuda:
         schedule = schedule.to(device)
-    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU alike
+    model = model.to(memory_format=torch.channels_last)  # the layout fast GPU convolutions want; neutral on CPU
     fused = device.type in ("cpu", "cuda")  # one kernel for the whole AdamW update
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   fused=fused or None)
