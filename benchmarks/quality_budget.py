@@ -12,7 +12,9 @@ time ours took; with ``--minutes M`` each runs as many steps as fit in M minutes
 (the learning rate decays over those steps). Each then draws ``--n`` samples with the same
 ``--steps``-step strided DDPM chain and the same noise, scored by ``dnnl.metrics`` with the real-vs-real
 calibration at the same n. Runs resume from ``runs/budget/<name>/`` if interrupted.
-Writes benchmarks/results/quality_budget.json and a sample grid per model.
+Both train and sample on ``dnnl.get_device()``. Writes benchmarks/results/quality_budget.json and a sample
+grid per model (``quality_budget_cuda.json`` and ``quality_budget_cuda_<name>.png`` on a GPU, where the
+training loop uses bf16 autocast; give ``--minutes`` there, since the quick preset takes seconds).
 """
 from __future__ import annotations
 
@@ -73,6 +75,8 @@ def main(argv=None) -> dict:
     print(machine(), flush=True)
     torch.manual_seed(args.seed)
     out = Path(args.out)
+    device = dnnl.get_device()
+    tag = "" if device.type == "cpu" else f"_{device.type}"
 
     base = TrainConfig.quick(seed=args.seed, data_root=args.root, log_every=50)
     if args.smoke:
@@ -85,7 +89,7 @@ def main(argv=None) -> dict:
         "dnnl": lambda: (dnnl.set_seed(args.seed), base.build_model())[1],
         "diffusers": lambda: (dnnl.set_seed(args.seed), DiffusersEps(match_diffusers(ours_probe)[0]))[1],
     }
-    probe_steps = 3 if args.smoke else 30
+    probe_steps = 3 if args.smoke else (30 if device.type == "cpu" else 300)  # a GPU step takes milliseconds
 
     runs: dict[str, dict] = {}
     models = {}
@@ -119,7 +123,7 @@ def main(argv=None) -> dict:
         runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),
                           fd_over_real_vs_real=round(q["fd"] / calib["fd"], 3))
         if not args.smoke:
-            save_grid(images[:64], RESULTS / f"quality_budget_{name}.png", nrow=8)
+            save_grid(images[:64], RESULTS / f"quality_budget{tag}_{name}.png", nrow=8)
 
     runs["dnnl"]["parameters"] = n_params(ours_probe)
     runs["dnnl"]["model"] = f"dnnl UNet, quick preset, channels {tuple(ours_probe.channels)}"
@@ -138,12 +142,13 @@ def main(argv=None) -> dict:
         "fd_ratio_dnnl_over_diffusers": round(ratio, 3),
         "target_fd_ratio": 0.7,
         "smoke": args.smoke,
+        "device": str(device),
         "machine": machine(),
         "torch_threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/quality_budget.py" + ("" if budget_s is None else f" --minutes {args.minutes:g}"),
     }
-    return save_result("quality_budget.json", result, write=not args.smoke)
+    return save_result(f"quality_budget{tag}.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
         notes.append(f"Shipped checkpoint ({n:,} samples, {q['sampler']}): FD {q['fd_over_real_vs_real_same_n']:.2f}× "
                      f"real-vs-real (target ≤ 3×: {_mark(q['targets']['fd_within_3x_of_real_vs_real'])}), "
                      f"{_pct(q['confidence'])} confident (target ≥ 90 %: "
-                     f"{_mark(q['targets']['confidence_at_least_0.9'])}). Training: `python benchmarks/"
-                     f"train_pretrained.py`; scoring: `python benchmarks/evaluate_pretrained.py` ({record['machine']}).")
+                     f"{_mark(q['targets']['confidence_at_least_0.9'])}). Training ({record['machine']}): "
+                     f"`{record['command']}`" + (f" ({record['note']})" if record.get("note") else "")
+                     + f". Scoring ({shipped['timing']['machine']}): `python benchmarks/evaluate_pretrained.py`.")
     else:
         notes += _missing("train_pretrained.py` then `python benchmarks/evaluate_pretrained.py")
     if budget is not None:
@@ -158,6 +159,55 @@ def section_likelihood(r: dict | None) -> list[str]:
     return out
 
 
+def section_gpu(throughput: dict | None, full: dict | None, sampling: dict | None, budget: dict | None) -> list[str]:
+    """The GPU runs of the same scripts (``*_cuda.json``); absent where no GPU was lent."""
+    out = ["### On a GPU", ""]
+    if not any((throughput, full, sampling, budget)):
+        return out + ["Not measured yet: run the benchmark scripts on a machine with a CUDA GPU "
+                      "(they write `*_cuda.json`).", ""]
+    if full is not None:
+        p = full["preset"]
+        reached = (f"reached after {full['steps_to_target']:,} steps, **{full['time_to_target_s']:.0f} s** of training"
+                   if full["reached"] else f"not reached in {full['final']['step']:,} steps")
+        out += [f"**Full preset** (`TrainConfig.full()`: channels {tuple(p['channels'])}, {full['parameters']:,} "
+                f"parameters, batch {p['batch_size']}, {full['precision']}): **{full['images_per_s']:,.0f} images/s** "
+                f"({full['images_per_s_note']}), peak GPU memory **{full['peak_memory_mb']:,.0f} MB**. FD target "
+                f"({full['target']}, FD ≤ {full['target_fd']:.2f}): {reached}; there FD {full['final']['fd']:.2f}, "
+                f"{_pct(full['final']['confidence'])} confident ({full['sampler']}). " + _provenance(full), ""]
+    if throughput is not None:
+        rows = ["| size, batch | dnnl images/s | diffusers images/s | ratio | dnnl peak memory | "
+                "dnnl share of the bf16 matmul peak |", "|---|---:|---:|---:|---:|---:|"]
+        for size, c in throughput["comparisons"].items():
+            d = c["dnnl"]
+            rows.append(f"| {size}, {c['batch_size']} | {d['images_per_s']:,.0f} | {c['diffusers']['images_per_s']:,.0f} "
+                        f"| {c['ratio']:.2f}× | {d['peak_memory_mb']:,.0f} MB | {_pct(d['utilisation_of_bf16_peak'])} |")
+        peak = throughput["matmul_peak_gflops"]
+        out += ["**Training throughput**, the same script (`throughput.py`) with bf16 autocast and TF32 for both "
+                f"models; {throughput['timing']}.", ""] + rows + [
+                "", f"The bf16 matmul peak measured in the same run is {peak['bf16'] / 1000:,.0f} TFLOP/s. At "
+                "these shares of it the networks are far too small to keep such a GPU busy: a step's time goes "
+                "to kernel launches and Python rather than arithmetic. " + _provenance(throughput), ""]
+    if sampling is not None:
+        steps = list(next(iter(sampling["rows"].values())).keys())
+        out += [f"**Sampling speed** (`sampling_speed.py`), images/s, batch {sampling['batch_size']}, fp32:", "",
+                "| sampler + network | " + " | ".join(s.replace("_", " ") for s in steps) + " |",
+                "|---|" + "---:|" * len(steps)]
+        for name, row in sampling["rows"].items():
+            out.append(f"| {name} | " + " | ".join(f"{row[s]['images_per_s']:.1f}" for s in steps) + " |")
+        ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in sampling["ratio_dnnl_over_pipeline"].items())
+        out += ["", f"dnnl over `DDPMPipeline`: {ratio}. " + _provenance(sampling), ""]
+    if budget is not None:
+        runs = budget["runs"]
+        detail = "; ".join(f"{r['model'].split(',')[0]}: {r['steps']:,} steps in {r['wall_time_s']:.0f} s, FD "
+                           f"{r['fd']:.2f}, {_pct(r['confidence'])} confident" for r in runs.values())
+        out += [f"**Quality at equal budget** (`quality_budget.py`, {budget['budget']}, {budget['sampler']}, "
+                f"{budget['n_samples']:,} samples; real-vs-real FD {budget['real_vs_real']['fd']:.2f}): {detail}. "
+                f"FD ratio dnnl/diffusers {budget['fd_ratio_dnnl_over_diffusers']:.2f} (target ≤ "
+                f"{budget['target_fd_ratio']}: {_mark(budget['fd_ratio_dnnl_over_diffusers'] <= budget['target_fd_ratio'])}"
+                "). " + _provenance(budget), ""]
+    return out
+
+
 def section_book(r: dict | None) -> list[str]:
     out = ["### Executing the book", ""]
     if r is None:
@@ -181,9 +231,8 @@ def section_metric() -> list[str]:
 
 
 def render() -> str:
-    gpu = "GPU numbers: none yet (no GPU was available where these ran)."
     lines = [START, "", "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; "
-             "every number comes from the script named beside it. " + gpu, ""]
+             "every number comes from the script named beside it, with the machine it ran on.", ""]
     lines += section_quality(_load("pretrained_quality.json"),
                              json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
                              _load("quality_budget.json"))
@@ -191,6 +240,8 @@ def render() -> str:
     lines += section_sampling(_load("sampling_speed.json"))
     lines += section_likelihood(_load("likelihood.json"))
     lines += section_book(_load("book_time.json"))
+    lines += section_gpu(_load("throughput_cuda.json"), _load("full_preset_cuda.json"),
+                         _load("sampling_speed_cuda.json"), _load("quality_budget_cuda.json"))
     lines += section_metric()
     lines.append(END)
     return "\n".join(lines)

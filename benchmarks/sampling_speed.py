@@ -8,7 +8,9 @@ our sampler with our shipped network; our sampler with a ``UNet2DModel`` of the 
 and ``DDPMPipeline`` with that same ``UNet2DModel``. The last two share one network, so they compare
 the samplers alone; the first against the last compares what a reader of either package runs.
 Weights do not change the speed, so the UNet2DModel keeps its random initial weights.
-Writes benchmarks/results/sampling_speed.json.
+Runs on ``dnnl.get_device()``; on a GPU each chain ends with ``torch.cuda.synchronize()`` before the
+clock is read, all three run in fp32 (as ``sample`` and the pipeline do by default), and the result goes
+to ``sampling_speed_cuda.json``. Writes benchmarks/results/sampling_speed.json on a CPU.
 """
 from __future__ import annotations
 
@@ -30,9 +32,12 @@ from dnnl.models.ddpm.pretrained import pretrained_schedule  # noqa: E402
 
 
 
-def timed(fn) -> float:
+def timed(fn, device: torch.device) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     fn()
+    sync()
     return time.perf_counter() - start
 
 
@@ -49,23 +54,24 @@ def main(argv=None) -> dict:
     print(machine(), flush=True)
     from diffusers import DDPMPipeline, DDPMScheduler
 
-    ours = load_pretrained()
+    device = dnnl.get_device()
+    ours = load_pretrained(device=device)
     schedule = pretrained_schedule()
     dnnl.set_seed(args.seed)
     theirs, widths = match_diffusers(ours)
-    theirs.eval()
+    theirs.eval().to(device)
     wrapped = DiffusersEps(theirs).eval()
     scheduler = DDPMScheduler(num_train_timesteps=schedule.T, beta_schedule="linear", clip_sample=True)
-    pipe = DDPMPipeline(unet=theirs, scheduler=scheduler)
+    pipe = DDPMPipeline(unet=theirs, scheduler=scheduler).to(device)
     pipe.set_progress_bar_config(disable=True)
 
     def ours_run(model, steps):
-        gen = torch.Generator().manual_seed(args.seed)
+        gen = torch.Generator(device).manual_seed(args.seed)  # noise drawn where the model runs
         return lambda: sample(model, schedule, (batch, 1, 28, 28), steps=None if steps == schedule.T else steps,
                               generator=gen, progress=False)
 
     def pipe_run(steps):
-        gen = torch.Generator().manual_seed(args.seed)
+        gen = torch.Generator(device).manual_seed(args.seed)  # noise drawn where the model runs
         return lambda: pipe(batch_size=batch, num_inference_steps=steps, generator=gen, output_type="pt")
 
     rows = {}
@@ -76,7 +82,7 @@ def main(argv=None) -> dict:
         for name, fn in runs.items():
             if steps == args.strided:
                 fn()  # warm-up
-            seconds = timed(fn)
+            seconds = timed(fn, device)
             rows.setdefault(name, {})[f"{steps}_steps"] = {"seconds": round(seconds, 2),
                                                            "images_per_s": round(batch / seconds, 3)}
             print(f"{steps:5d} steps, {name}: {batch / seconds:.2f} img/s", flush=True)
@@ -99,12 +105,14 @@ def main(argv=None) -> dict:
         "strided": f"{args.strided} steps, 'leading' spacing as DDPMScheduler.set_timesteps",
         "headline": key,
         "smoke": args.smoke,
+        "device": str(device),
         "machine": machine(),
         "torch": torch.__version__, "diffusers_version": diffusers.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/sampling_speed.py",
     }
-    return save_result("sampling_speed.json", result, write=not args.smoke)
+    name = "sampling_speed.json" if device.type == "cpu" else f"sampling_speed_{device.type}.json"
+    return save_result(name, result, write=not args.smoke)
 
 
 if __name__ == "__main__":

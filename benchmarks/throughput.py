@@ -4,6 +4,11 @@
     python benchmarks/throughput.py --compile        # also time torch.compile (slow to compile on a CPU)
     python benchmarks/throughput.py --smoke          # tiny sizes: proves the script runs, measures nothing
 
+On a GPU (``dnnl.get_device()`` finds one, or ``DNNL_DEVICE=cuda``) the same script times both models
+the way the training loop runs there: bf16 autocast and TF32, the batches drawn on the GPU, the clock
+read after ``torch.cuda.synchronize()``; it also records the peak GPU memory of each model and writes
+``throughput_cuda.json`` (the CPU run writes ``throughput.json``).
+
 One training step is what ``dnnl.models.ddpm.train`` does: random t, x_t from ``q_sample``, MSE to ε,
 backward, AdamW (fused, the same optimizer for both models), float32. Both models see 28×28 MNIST-sized
 batches (UNet2DModel takes 28×28 as it is: its three levels run 28 -> 14 -> 7, like ours). ``UNet2DModel``
@@ -59,27 +64,33 @@ def old_upsampling(model: torch.nn.Module) -> torch.nn.Module:
 class Bench:
     """One model, its optimizer and a fixed stream of batches."""
 
-    def __init__(self, name, model, batch_size, size, seed, *, channels_last=False, fused=True, compile=False):
+    def __init__(self, name, model, batch_size, size, seed, *, channels_last=False, fused=True, compile=False,
+                 device=torch.device("cpu")):
         self.name, self.batch_size, self.size, self.channels_last = name, batch_size, size, channels_last
-        model = model.train()
+        self.device, self.cuda = device, device.type == "cuda"
+        model = model.train().to(device)
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.net = torch.compile(model) if compile else model
         self.opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=fused or None)
-        self.schedule = NoiseSchedule.linear(1000)
-        self.gen = torch.Generator().manual_seed(seed)
+        self.schedule = NoiseSchedule.linear(1000).to(device) if self.cuda else NoiseSchedule.linear(1000)
+        self.gen = torch.Generator(device).manual_seed(seed)
         self.rates: list[float] = []
+        self.peak_memory_mb: float | None = None
 
     def batch(self):
-        x0 = torch.rand(self.batch_size, 1, self.size, self.size, generator=self.gen) * 2 - 1
+        kw = dict(generator=self.gen, device=self.device)
+        x0 = torch.rand(self.batch_size, 1, self.size, self.size, **kw) * 2 - 1
         if self.channels_last:
             x0 = x0.contiguous(memory_format=torch.channels_last)
-        t = torch.randint(0, 1000, (self.batch_size,), generator=self.gen)
-        return x0, t, torch.randn(x0.shape, generator=self.gen)
+        t = torch.randint(0, 1000, (self.batch_size,), **kw)
+        return x0, t, torch.randn(x0.shape, **kw)
 
     def loss(self, x0, t, noise):
-        return F.mse_loss(self.net(q_sample(self.schedule, x0, t, noise), t), noise)
+        # the training loop's precision: bf16 autocast on CUDA, plain fp32 elsewhere
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            return F.mse_loss(self.net(q_sample(self.schedule, x0, t, noise), t).float(), noise)
 
     def step(self):
         loss = self.loss(*self.batch())
@@ -87,11 +98,22 @@ class Bench:
         loss.backward()
         self.opt.step()
 
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+
     def timed(self, steps):
+        self.sync()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
         for _ in range(steps):
             self.step()
+        self.sync()
         self.rates.append(steps * self.batch_size / (time.perf_counter() - start))
+        if self.cuda:
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+            self.peak_memory_mb = max(self.peak_memory_mb or 0.0, round(peak, 1))
 
     def flops_per_image(self) -> float:
         """Forward + backward FLOPs of one step, per image (the optimizer's few FLOPs are not counted)."""
@@ -117,14 +139,17 @@ def race(benches: list[Bench], warmup: int, windows: int, steps: int, label: str
               flush=True)
 
 
-def matmul_gflops(dtype: torch.dtype, n: int, repeats: int = 5) -> float:
-    """Median GFLOP/s of an n×n @ n×n product in ``dtype``."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+def matmul_gflops(dtype: torch.dtype, n: int, repeats: int = 5, device=torch.device("cpu")) -> float:
+    """Median GFLOP/s of an n×n @ n×n product in ``dtype`` (random operands, clock read after a sync)."""
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.mm(a, b)
+    sync()
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
+        sync()
         rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
     return statistics.median(rates)
 
@@ -132,29 +157,40 @@ def matmul_gflops(dtype: torch.dtype, n: int, repeats: int = 5) -> float:
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=None, help="default: the quick preset's batch")
-    parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
+    parser.add_argument("--steps", type=int, default=None, help="steps per timed window (default: 2 on a CPU, 20 on a GPU)")
     parser.add_argument("--windows", type=int, default=12, help="timed windows per model (quick size)")
     parser.add_argument("--full-windows", type=int, default=3, help="timed windows per model (full size)")
-    parser.add_argument("--full-batch-size", type=int, default=32,
-                        help="batch of the full-size pair (both models; the full U-Net takes seconds per step on a CPU)")
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--full-batch-size", type=int, default=None,
+                        help="batch of the full-size pair (default: 32 on a CPU, where the full U-Net takes seconds "
+                             "per step; the quick batch on a GPU)")
+    parser.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 3 on a CPU, 10 on a GPU)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compile", action="store_true", help="add torch.compile to the ablation")
     parser.add_argument("--skip-full", action="store_true", help="only the quick-size models")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
     args = parser.parse_args(argv)
+    device = dnnl.get_device()
+    cuda = device.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     quick_cfg = TrainConfig.quick()
     batch = args.batch_size or quick_cfg.batch_size
-    mm_n = 2048
+    args.steps = args.steps or (20 if cuda else 2)
+    args.warmup = args.warmup if args.warmup is not None else (10 if cuda else 3)
+    args.full_batch_size = args.full_batch_size or (batch if cuda else 32)
+    full_steps = args.steps if cuda else 1
+    mm_n = 8192 if cuda else 2048
     if args.smoke:
         batch, args.steps, args.windows, args.full_windows, args.warmup, mm_n = 4, 1, 2, 1, 1, 256
-        args.full_batch_size = 2
+        args.full_batch_size, full_steps = 2, 1
     size = 28
     print(machine(), flush=True)
 
-    peak = matmul_gflops(torch.float32, mm_n)
-    bf16 = matmul_gflops(torch.bfloat16, mm_n // 2, repeats=2)
-    print(f"matmul peak: fp32 {peak:.1f} GFLOP/s, bf16 {bf16:.1f} GFLOP/s", flush=True)
+    fp32 = matmul_gflops(torch.float32, mm_n, device=device)
+    bf16 = matmul_gflops(torch.bfloat16, mm_n if cuda else mm_n // 2, repeats=5 if cuda else 2, device=device)
+    peak = bf16 if cuda else fp32  # the peak of the precision the training loop uses on this device
+    print(f"matmul: fp32{' (TF32)' if cuda else ''} {fp32:.1f} GFLOP/s, bf16 {bf16:.1f} GFLOP/s", flush=True)
 
     def ours(cfg):
         dnnl.set_seed(args.seed)
@@ -170,22 +206,24 @@ def main(argv=None) -> dict:
     for label, cfg in sizes.items():
         windows = args.windows if label == "quick" else args.full_windows
         b = batch if label == "quick" else args.full_batch_size
-        steps = args.steps if label == "quick" else 1
+        steps = args.steps if label == "quick" else full_steps
         model_b, widths = theirs(cfg)
-        pair = [Bench("dnnl UNet", ours(cfg), b, size, args.seed, channels_last=True),
-                Bench("diffusers UNet2DModel", model_b, b, size, args.seed)]
-        race(pair, args.warmup if label == "quick" else 1, windows, steps, label)
+        pair = [Bench("dnnl UNet", ours(cfg), b, size, args.seed, channels_last=True, device=device),
+                Bench("diffusers UNet2DModel", model_b, b, size, args.seed, device=device)]
+        race(pair, args.warmup if label == "quick" or cuda else 1, windows, steps, label)
         flops = pair[0].flops_per_image()
         comparisons[label] = {
             "dnnl": {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks,
                      "parameters": n_params(pair[0].model), "images_per_s": round(pair[0].rate, 2),
                      "window_rates": [round(r, 1) for r in pair[0].rates], "gflops_per_image": round(flops / 1e9, 4),
                      "achieved_gflops": round(flops * pair[0].rate / 1e9, 2),
-                     "utilisation_of_fp32_peak": round(flops * pair[0].rate / 1e9 / peak, 3)},
+                     f"utilisation_of_{'bf16' if cuda else 'fp32'}_peak": round(flops * pair[0].rate / 1e9 / peak, 3),
+                     "peak_memory_mb": pair[0].peak_memory_mb},
             "diffusers": {"block_out_channels": list(widths), "layers_per_block": cfg.num_res_blocks,
                           "parameters": n_params(pair[1].model), "images_per_s": round(pair[1].rate, 2),
                           "window_rates": [round(r, 1) for r in pair[1].rates],
-                          "gflops_per_image": round(pair[1].flops_per_image() / 1e9, 4)},
+                          "gflops_per_image": round(pair[1].flops_per_image() / 1e9, 4),
+                          "peak_memory_mb": pair[1].peak_memory_mb},
             "ratio": round(pair[0].rate / pair[1].rate, 3),
             "batch_size": b, "dropout": cfg.dropout,
             "window_ratios": [round(a / b, 3) for a, b in zip(pair[0].rates, pair[1].rates)],
@@ -207,9 +245,10 @@ def main(argv=None) -> dict:
         if opts["old"]:
             model = old_upsampling(model)
         ablation.append(Bench(what, model, batch, size, args.seed, channels_last=opts["cl"], fused=opts["fused"],
-                              compile=opts.get("compile", False)))
+                              compile=opts.get("compile", False), device=device))
     model_b, _ = theirs(quick_cfg)
-    their_cl = Bench("diffusers UNet2DModel + channels_last", model_b, batch, size, args.seed, channels_last=True)
+    their_cl = Bench("diffusers UNet2DModel + channels_last", model_b, batch, size, args.seed, channels_last=True,
+                     device=device)
     compile_s = None
     if args.compile:
         start = time.perf_counter()
@@ -230,15 +269,20 @@ def main(argv=None) -> dict:
         "comparisons": comparisons,
         "ratio": comparisons["quick"]["ratio"],
         "target_ratio": 1.5,
-        "utilisation": comparisons["quick"]["dnnl"]["utilisation_of_fp32_peak"],
+        "utilisation": comparisons["quick"]["dnnl"][f"utilisation_of_{'bf16' if cuda else 'fp32'}_peak"],
+        "utilisation_of": f"the {'bf16' if cuda else 'fp32'} matmul peak measured in this run",
         "target_utilisation": 0.35,
-        "matmul_peak_gflops": {"fp32": round(peak, 1), "bf16": round(bf16, 1), "n": mm_n},
-        "bf16_autocast": ("not used: bf16 matmul is slower than fp32 on this CPU" if bf16 < peak else
+        "matmul_peak_gflops": {"fp32": round(fp32, 1), "bf16": round(bf16, 1), "n": mm_n,
+                               **({"fp32_note": "TF32 tensor cores (allow_tf32, as the training loop)"} if cuda else {})},
+        "bf16_autocast": ("used for both models, as the training loop does on CUDA" if cuda else
+                          "not used: bf16 matmul is slower than fp32 on this CPU" if bf16 < fp32 else
                           "bf16 matmul is faster than fp32 here; autocast could pay"),
         "ablation_quick": rows,
         "diffusers_with_channels_last": round(their_cl.rate, 2),
         "batch_size": batch, "image_size": f"{size}x{size}, 1 channel (no padding: UNet2DModel takes 28x28)",
-        "step": "q_sample + forward + MSE + backward + AdamW (fused for both), float32",
+        "step": "q_sample + forward + MSE + backward + AdamW (fused for both), "
+                + ("bf16 autocast + TF32 on the GPU" if cuda else "float32"),
+        "device": str(device),
         "timing": f"{args.warmup} warm-up steps each, then windows of {args.steps} step(s) alternating between "
                   f"the models; images/s = median over windows",
         "smoke": args.smoke,
@@ -248,7 +292,8 @@ def main(argv=None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/throughput.py" + (" --compile" if args.compile else ""),
     }
-    return save_result("throughput.json", result, write=not args.smoke)
+    return save_result("throughput.json" if device.type == "cpu" else f"throughput_{device.type}.json", result,
+                       write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,8 @@ def export(run_dir: Path, name: str, weights_dir: Path, note: str | None = None)
         "dtype": dtype,
         "machine": machine(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": f"python benchmarks/train_pretrained.py --steps {config.steps} --seed {config.seed}",
+        "command": f"python benchmarks/train_pretrained.py --steps {config.steps} --seed {config.seed}"
+                   + (f" --batch-size {config.batch_size}" if config.batch_size != TrainConfig.quick().batch_size else ""),
     }
     if note:
         record["note"] = note
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=12_000,
                         help="steps for the shipped model (the quick preset's own default is shorter)")
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
+    parser.add_argument("--batch-size", type=int, help="override the quick preset's batch (a GPU takes a larger one "
+                        "in about the same time per step)")
     parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
     parser.add_argument("--sample-every", type=int, default=1500, help="preview grids in <out>/samples/")
     parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     run_dir = Path(args.out)
     if not args.export_only:
-        overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root).items()
+        overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root,
+                                           batch_size=args.batch_size).items()
                      if v is not None}
         config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, **overrides)
         train(config, resume=True, progress=not args.no_progress)

@@ -112,6 +112,26 @@ def test_train_pretrained_smoke(run, tmp_path):
     assert r["steps"] == 2 and (tmp_path / "w" / "ddpm_mnist_quick.pt").is_file()
 
 
+def test_train_pretrained_batch_size_is_recorded(run, tmp_path):
+    r = run("train_pretrained.py", "--steps", "1", "--batch-size", "16", "--out", str(tmp_path / "run"),
+            "--weights-dir", str(tmp_path / "w"), "--sample-every", "0", "--no-progress")
+    assert r["config"]["batch_size"] == 16 and r["images_seen"] == 16
+    assert r["command"].endswith("--batch-size 16")  # the record reruns what was trained
+
+
+def test_full_preset_smoke(run):
+    r = run("full_preset.py", "--smoke", "--out", "runs")
+    steps = [row["step"] for row in r["scores"]]
+    assert steps == [2, 4]  # scored after every segment, up to the (smoke) preset's steps
+    walls = [row["train_wall_s"] for row in r["scores"]]
+    assert walls == sorted(walls)  # resumed segments add up to one run's clock
+    assert all(math.isfinite(row["fd"]) and 0 <= row["confidence"] <= 1 for row in r["scores"])
+    # a smoke network cannot reach 3x real-vs-real, and then no time to target is claimed
+    assert r["reached"] is False and r["time_to_target_s"] is None and r["steps_to_target"] is None
+    assert math.isclose(r["target_fd"], 3 * r["real_vs_real"]["fd"], rel_tol=1e-3)
+    assert r["images_per_s"] > 0 and r["final"]["step"] == 4
+
+
 def test_train_classifier_smoke(run, tmp_path):
     r = run("train_classifier.py", "--smoke", "--out", str(tmp_path / "clf.pt"))
     assert r["epochs"] == 1 and (tmp_path / "clf.pt").is_file()
@@ -126,3 +146,22 @@ def test_readme_numbers_are_generated_from_the_results():
     proc = subprocess.run([sys.executable, str(BENCH / "report.py"), "--check"], cwd=ROOT, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_report_gpu_section():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    assert "Not measured yet" in "\n".join(report.section_gpu(None, None, None, None))
+    full = {"preset": {"channels": [64, 128, 256], "batch_size": 128}, "parameters": 10, "precision": "bf16",
+            "images_per_s": 3740.2, "images_per_s_note": "median", "peak_memory_mb": 1727.6, "target": "FD <= 3x",
+            "target_fd": 23.77, "reached": False, "steps_to_target": None, "time_to_target_s": None,
+            "final": {"step": 4000, "fd": 30.5, "confidence": 0.5}, "sampler": "DDPM", "machine": "m", "date": "d",
+            "command": "c"}
+    text = "\n".join(report.section_gpu(None, full, None, None))
+    assert "3,740 images/s" in text and "1,728 MB" in text and "not reached in 4,000 steps" in text
+    text = "\n".join(report.section_gpu(None, dict(full, reached=True, steps_to_target=2000, time_to_target_s=64.7),
+                                         None, None))
+    assert "reached after 2,000 steps, **65 s**" in text
