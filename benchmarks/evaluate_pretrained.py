@@ -60,13 +60,10 @@ def main(argv=None) -> dict:
     schedule = pretrained_schedule(args.name, path=args.path)
 
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
-    chunks, start = [], time.perf_counter()
-    for lo in range(0, args.n, args.batch_size):
-        b = min(args.batch_size, args.n - lo)
-        chunks.append(sample(model, schedule, (b, 1, 28, 28), steps=args.steps, method=args.method,
-                             generator=gen, progress=True).cpu())
+    start = time.perf_counter()
+    images = sample(model, schedule, (args.n, 1, 28, 28), steps=args.steps, method=args.method, generator=gen,
+                    batch_size=args.batch_size, progress=True).cpu()
     sampling_s = time.perf_counter() - start
-    images = torch.cat(chunks)
     per_step = sampling_s / args.steps
     print(f"sampled {args.n} images with {args.steps} {args.method} steps in {sampling_s:.1f} s", flush=True)
 

@@ -38,8 +38,7 @@ from dnnl.models.ddpm.train import TrainConfig, train  # noqa: E402
 def score(model, schedule, n: int, steps: int, seed: int, reference, batch: int = 500) -> dict:
     """FD and confidence of ``n`` EMA samples drawn with the same noise every time."""
     gen = torch.Generator().manual_seed(seed)
-    images = torch.cat([sample(model, schedule, (min(batch, n - lo), 1, 28, 28), steps=steps, generator=gen,
-                               progress=False).cpu() for lo in range(0, n, batch)])
+    images = sample(model, schedule, (n, 1, 28, 28), steps=steps, generator=gen, batch_size=batch, progress=False)
     return metrics.sample_quality(images, reference=reference)
 
 

@@ -116,8 +116,8 @@ def main(argv=None) -> dict:
     for name, model in models.items():
         gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()
-        images = torch.cat([sample(model, schedule, (min(250, args.n - lo), 1, 28, 28), steps=args.steps,
-                                   generator=gen, progress=True) for lo in range(0, args.n, 250)])
+        images = sample(model, schedule, (args.n, 1, 28, 28), steps=args.steps, generator=gen, batch_size=250,
+                        progress=True)
         runs[name]["sampling_s"] = round(time.perf_counter() - start, 1)
         q = metrics.sample_quality(images, reference=reference)
         runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),

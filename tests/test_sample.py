@@ -225,6 +225,41 @@ def test_module_runs_in_eval_mode_without_grad_and_its_mode_is_restored():
     assert model.training and not x.requires_grad
 
 
+# --------------------------------------------------------------------------- chunks
+
+@pytest.mark.parametrize("method,steps", [("ddpm", None), ("ddpm", 10), ("ddim", 10)])
+def test_batch_size_equals_separate_calls_for_the_chunks_in_order(method, steps):
+    chunked = sample(smooth_eps, SCHEDULE, (5, 1, 2, 2), steps=steps, method=method, progress=False, batch_size=2,
+                     generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    parts = [sample(smooth_eps, SCHEDULE, (b, 1, 2, 2), steps=steps, method=method, generator=g, progress=False)
+             for b in (2, 2, 1)]
+    assert chunked.shape == (5, 1, 2, 2)
+    assert torch.equal(chunked, torch.cat(parts))
+
+
+def test_batch_size_with_given_noise_and_ddim_changes_nothing():
+    noise = torch.randn(7, 1, 2, 2, generator=torch.Generator().manual_seed(4))
+    whole = sample(smooth_eps, SCHEDULE, (7, 1, 2, 2), steps=20, method="ddim", noise=noise, progress=False)
+    for b in (1, 3, 7, 50):
+        chunked = sample(smooth_eps, SCHEDULE, (7, 1, 2, 2), steps=20, method="ddim", noise=noise, progress=False,
+                         batch_size=b)
+        torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+
+
+def test_batch_size_joins_the_trajectory_along_the_batch():
+    noise = torch.randn(5, 1, 2, 2, generator=torch.Generator().manual_seed(5))
+    x, states, labels = sample(smooth_eps, SCHEDULE, (5, 1, 2, 2), steps=8, method="ddim", noise=noise,
+                               progress=False, return_trajectory=True)
+    xc, states_c, labels_c = sample(smooth_eps, SCHEDULE, (5, 1, 2, 2), steps=8, method="ddim", noise=noise,
+                                    progress=False, return_trajectory=True, batch_size=2)
+    assert labels_c == labels and len(states_c) == len(states) == 9
+    for a, b in zip(states_c, states):
+        assert a.shape == (5, 1, 2, 2)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(xc, x, rtol=0, atol=1e-6)
+
+
 # --------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("kwargs,error,match", [
@@ -240,6 +275,10 @@ def test_module_runs_in_eval_mode_without_grad_and_its_mode_is_restored():
     ({"model": 3}, TypeError, "model must be an nn.Module or a callable"),
     ({"model": lambda x, t: x[:, :, :1]}, ValueError, "must return an ε prediction"),
     ({"generator": 0}, TypeError, "generator must be a torch.Generator"),
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
+    ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
+    ({"batch_size": True}, TypeError, "batch_size must be an int"),
+    ({"batch_size": 1, "noise": torch.zeros(3, 1, 2, 2)}, ValueError, "noise must have shape"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     args = {"model": smooth_eps, "schedule": SCHEDULE, "shape": (2, 1, 2, 2), "progress": False}

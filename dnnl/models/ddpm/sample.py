@@ -114,7 +114,7 @@ def _eps(model, x: Tensor, t: int) -> Tensor:
 def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shape: Sequence[int], *,
            steps: int | None = None, generator: torch.Generator | None = None, clip: bool = True,
            progress: bool = True, return_trajectory: bool = False, method: str = "ddpm",
-           noise: Tensor | None = None, device: torch.device | str | None = None):
+           noise: Tensor | None = None, device: torch.device | str | None = None, batch_size: int | None = None):
     """Draw ``shape[0]`` samples by running the reverse process from x_T ~ N(0, I) (Algorithm 2).
 
     ``model(x, t)`` predicts ε from x and an int64 (B,) ``t``; an ``nn.Module`` runs in eval mode on its
@@ -126,6 +126,10 @@ def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shap
     from x_T to x_0, and their paper steps: ``timesteps[k]`` is the paper t of ``trajectory[k]``
     (T for the starting noise of a full chain, 0 for the final sample), which the model saw at code
     index ``timesteps[k] - 1``.
+
+    ``batch_size`` bounds memory: the samples are drawn ``batch_size`` at a time, one chunk after another
+    from the same ``generator`` (so the result equals separate calls for the chunks, in order); the
+    trajectory states are joined along the batch.
     """
     check_schedule(schedule)
     if not callable(model):
@@ -135,13 +139,32 @@ def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shap
     shape = _check_shape(shape)
     steps = _check_steps(steps, schedule.T)
     device, dtype = _device_and_dtype(model, device, noise)
-
-    if noise is None:
-        x = randn_like(torch.empty(shape, device=device, dtype=dtype), generator)
-    else:
+    if noise is not None:
         check_tensor(noise, "noise")
         if tuple(noise.shape) != shape:
             raise ValueError(f"noise must have shape {shape}, the shape argument (got {tuple(noise.shape)})")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)):
+        raise TypeError(f"batch_size must be an int or None (got {type(batch_size).__name__})")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, or None for one batch of {shape[0]} (got {batch_size})")
+    n, chunk = shape[0], batch_size or shape[0]
+    parts = [_sample_chain(model, schedule, (min(chunk, n - lo), *shape[1:]), steps, generator, clip, progress,
+                           return_trajectory, method, None if noise is None else noise[lo:lo + chunk], device, dtype)
+             for lo in range(0, n, chunk)]
+    if len(parts) == 1:
+        return parts[0]
+    if not return_trajectory:
+        return torch.cat(parts)
+    states = [torch.cat(step) for step in zip(*(p[1] for p in parts))]
+    return torch.cat([p[0] for p in parts]), states, parts[0][2]
+
+
+def _sample_chain(model, schedule, shape, steps, generator, clip, progress, return_trajectory, method, noise,
+                  device, dtype):
+    """One batch of :func:`sample`, its arguments already checked."""
+    if noise is None:
+        x = randn_like(torch.empty(shape, device=device, dtype=dtype), generator)
+    else:
         x = noise.to(device=device, dtype=dtype)
 
     scheduler = _scheduler(schedule, steps, clip)
