@@ -120,21 +120,25 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
     return out + rows + [""] + [n for note in notes for n in (note, "")]
 
 
+def _sampling_table(r: dict, digits: int) -> tuple[list[str], str]:
+    """The images/s table of a sampling_speed result, and its dnnl/DDPMPipeline ratios as one phrase."""
+    steps = list(next(iter(r["rows"].values())).keys())
+    rows = ["| sampler + network | " + " | ".join(s.replace("_", " ") for s in steps) + " |",
+            "|---|" + "---:|" * len(steps)]
+    for name, row in r["rows"].items():
+        rows.append(f"| {name} | " + " | ".join(f"{row[s]['images_per_s']:.{digits}f}" for s in steps) + " |")
+    ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_dnnl_over_pipeline"].items())
+    return rows, f"dnnl over `DDPMPipeline`: {ratio}"
+
+
 def section_sampling(r: dict | None) -> list[str]:
     out = ["### Sampling speed", ""]
     if r is None:
         return out + _missing("sampling_speed.py")
-    steps = list(next(iter(r["rows"].values())).keys())
-    out += [f"Images/s, batch {r['batch_size']}, CPU.", "",
-            "| sampler + network | " + " | ".join(s.replace("_", " ") for s in steps) + " |",
-            "|---|" + "---:|" * len(steps)]
-    for name, row in r["rows"].items():
-        out.append(f"| {name} | " + " | ".join(f"{row[s]['images_per_s']:.2f}" for s in steps) + " |")
-    ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_dnnl_over_pipeline"].items())
+    rows, ratio = _sampling_table(r, 2)
     same = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in r["ratio_same_model_sampler_only"].items())
-    out += ["", f"dnnl over `DDPMPipeline`: {ratio}; the samplers alone (same UNet2DModel): {same}. "
-            + _provenance(r), ""]
-    return out
+    return out + [f"Images/s, batch {r['batch_size']}, CPU.", ""] + rows + [
+        "", f"{ratio}; the samplers alone (same UNet2DModel): {same}. " + _provenance(r), ""]
 
 
 def section_likelihood(r: dict | None) -> list[str]:
@@ -188,14 +192,9 @@ def section_gpu(throughput: dict | None, full: dict | None, sampling: dict | Non
                 "these shares of it the networks are far too small to keep such a GPU busy: a step's time goes "
                 "to kernel launches and Python rather than arithmetic. " + _provenance(throughput), ""]
     if sampling is not None:
-        steps = list(next(iter(sampling["rows"].values())).keys())
-        out += [f"**Sampling speed** (`sampling_speed.py`), images/s, batch {sampling['batch_size']}, fp32:", "",
-                "| sampler + network | " + " | ".join(s.replace("_", " ") for s in steps) + " |",
-                "|---|" + "---:|" * len(steps)]
-        for name, row in sampling["rows"].items():
-            out.append(f"| {name} | " + " | ".join(f"{row[s]['images_per_s']:.1f}" for s in steps) + " |")
-        ratio = ", ".join(f"{k.replace('_', ' ')} {v:.2f}×" for k, v in sampling["ratio_dnnl_over_pipeline"].items())
-        out += ["", f"dnnl over `DDPMPipeline`: {ratio}. " + _provenance(sampling), ""]
+        rows, ratio = _sampling_table(sampling, 1)
+        out += [f"**Sampling speed** (`sampling_speed.py`), images/s, batch {sampling['batch_size']}, fp32:", ""]
+        out += rows + ["", f"{ratio}. " + _provenance(sampling), ""]
     if budget is not None:
         runs = budget["runs"]
         detail = "; ".join(f"{r['model'].split(',')[0]}: {r['steps']:,} steps in {r['wall_time_s']:.0f} s, FD "
