@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=12_000,
                         help="steps for the shipped model (the quick preset's own default is shorter)")
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
-    parser.add_argument("--batch-size", type=int, help="override the quick preset's batch (a GPU takes a larger one "
-                        "in about the same time per step)")
+    parser.add_argument("--batch-size", type=int, help="override the quick preset's batch (on a GPU a larger batch "
+                        "costs far less than proportionally more time per step)")
     parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
     parser.add_argument("--sample-every", type=int, default=1500, help="preview grids in <out>/samples/")
     parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
