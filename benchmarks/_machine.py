@@ -31,6 +31,17 @@ def machine() -> str:
     return text
 
 
+def device_tag(device: torch.device) -> str:
+    """The suffix of a result file: "" for a CPU run, "_cuda" (the device type) elsewhere, so both sets stay."""
+    return "" if device.type == "cpu" else f"_{device.type}"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work, so a wall clock read after it is true (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

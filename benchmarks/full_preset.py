@@ -13,7 +13,7 @@ target of the shipped checkpoint), or at ``--max-steps`` / ``--max-minutes``. Th
 the training wall time (the loop's own clock, checkpoints included), not the scoring. Peak memory is
 ``torch.cuda.max_memory_allocated`` over the training segments.
 
-Writes benchmarks/results/full_preset_<device>.json (``full_preset_cuda.json`` on a GPU).
+Writes benchmarks/results/full_preset_cuda.json on a GPU (``full_preset.json`` on a CPU, like the other scripts).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, save_result  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.models.ddpm import sample  # noqa: E402
@@ -128,7 +128,7 @@ def main(argv=None) -> dict:
         "command": "python benchmarks/full_preset.py"
                    + (f" --max-minutes {args.max_minutes:g}" if args.max_minutes is not None else ""),
     }
-    return save_result(f"full_preset_{device.type}.json", result, write=not args.smoke)
+    return save_result(f"full_preset{device_tag(device)}.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, save_result  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(args.seed)
     out = Path(args.out)
     device = dnnl.get_device()
-    tag = "" if device.type == "cpu" else f"_{device.type}"
+    tag = device_tag(device)
 
     base = TrainConfig.quick(seed=args.seed, data_root=args.root, log_every=50)
     if args.smoke:

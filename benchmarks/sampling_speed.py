@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl.models.ddpm import load_pretrained, sample  # noqa: E402
@@ -33,11 +33,10 @@ from dnnl.models.ddpm.pretrained import pretrained_schedule  # noqa: E402
 
 
 def timed(fn, device: torch.device) -> float:
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    sync()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -111,8 +110,7 @@ def main(argv=None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/sampling_speed.py",
     }
-    name = "sampling_speed.json" if device.type == "cpu" else f"sampling_speed_{device.type}.json"
-    return save_result(name, result, write=not args.smoke)
+    return save_result(f"sampling_speed{device_tag(device)}.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":

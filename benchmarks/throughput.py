@@ -38,7 +38,7 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl.models.ddpm import NoiseSchedule, q_sample  # noqa: E402
@@ -98,18 +98,14 @@ class Bench:
         loss.backward()
         self.opt.step()
 
-    def sync(self):
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
-
     def timed(self, steps):
-        self.sync()
+        synchronize(self.device)
         if self.cuda:
             torch.cuda.reset_peak_memory_stats(self.device)
         start = time.perf_counter()
         for _ in range(steps):
             self.step()
-        self.sync()
+        synchronize(self.device)
         self.rates.append(steps * self.batch_size / (time.perf_counter() - start))
         if self.cuda:
             peak = torch.cuda.max_memory_allocated(self.device) / 2**20
@@ -142,14 +138,13 @@ def race(benches: list[Bench], warmup: int, windows: int, steps: int, label: str
 def matmul_gflops(dtype: torch.dtype, n: int, repeats: int = 5, device=torch.device("cpu")) -> float:
     """Median GFLOP/s of an n×n @ n×n product in ``dtype`` (random operands, clock read after a sync)."""
     a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.mm(a, b)
-    sync()
+    synchronize(device)
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(a, b)
-        sync()
+        synchronize(device)
         rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
     return statistics.median(rates)
 
@@ -292,8 +287,7 @@ def main(argv=None) -> dict:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/throughput.py" + (" --compile" if args.compile else ""),
     }
-    return save_result("throughput.json" if device.type == "cpu" else f"throughput_{device.type}.json", result,
-                       write=not args.smoke)
+    return save_result(f"throughput{device_tag(device)}.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":
