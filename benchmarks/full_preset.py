@@ -11,7 +11,7 @@ those of one uninterrupted run of the preset. After each segment, ``--n`` sample
 set. The run stops at the first score with FD ≤ ``--target`` × the real-vs-real FD at the same n (the
 target of the shipped checkpoint), or at ``--max-steps`` / ``--max-minutes``. The time to the target is
 the training wall time (the loop's own clock, checkpoints included), not the scoring. Peak memory is
-``torch.cuda.max_memory_allocated`` over the training segments.
+the largest ``torch.cuda.max_memory_allocated`` of the training segments, each measured from its start.
 
 Writes benchmarks/results/full_preset_cuda.json on a GPU (``full_preset.json`` on a CPU, like the other scripts).
 """
@@ -75,14 +75,15 @@ def main(argv=None) -> dict:
     print(f"real-vs-real FD at n={args.n}: {calib['fd']:.2f}; target FD <= {target_fd:.2f}", flush=True)
 
     schedule = preset.build_schedule()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-    scores, reached, step = [], None, 0
+    scores, reached, step, peak = [], None, 0, None
     while step < max_steps:
         step = min(step + args.every, max_steps)
         config = TrainConfig(**{**preset.to_dict(), "steps": step})  # decay_steps stays the preset's
+        if cuda:  # count training alone: the scoring between segments must not raise the peak
+            torch.cuda.reset_peak_memory_stats(device)
         result = train(config, resume=True, progress=False)
-        peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None
+        if cuda:
+            peak = max(peak or 0.0, torch.cuda.max_memory_allocated(device) / 2**20)
         start = time.perf_counter()
         q = score(result.ema_model, schedule, args.n, args.sample_steps, args.seed, reference)
         row = {"step": step, "train_wall_s": round(result.wall_time, 1),
