@@ -1,4 +1,4 @@
-"""The bound's terms: Gaussian KL, the discretised decoder, the prior, vlb_terms with the oracle ε, optimal variances."""
+"""Tests for dnnl.models.ddpm.elbo, the bound's terms: Gaussian KL, the discretised decoder, the prior, vlb_terms with the oracle ε, optimal variances."""
 import math
 
 import pytest
