@@ -1,9 +1,11 @@
-"""How the benchmark scripts describe the machine they ran on."""
+"""What every benchmark script shares: the machine it ran on, the provenance of a result, and how a result is saved."""
 from __future__ import annotations
 
 import json
 import os
 import platform
+import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -45,13 +47,38 @@ def synchronize(device: torch.device) -> None:
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def save_result(name: str, result: dict, *, write: bool = True) -> dict:
-    """Print ``result`` as indented JSON (the last thing every script prints) and store it as results/<name>.
+def utc_now() -> str:
+    """The time of a result, in the one format every record uses: '2026-11-26 12:49 UTC'."""
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
 
+
+def provenance() -> dict:
+    """Where and when a result was measured: {"machine": ..., "torch": ..., "date": ...}."""
+    return {"machine": machine(), "torch": torch.__version__, "date": utc_now()}
+
+
+def write_json(path: str | os.PathLike, data: dict) -> Path:
+    """Write ``data`` as indented JSON atomically: a unique temp file in the same folder, then a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_result(name: str | os.PathLike, result: dict, *, write: bool = True) -> dict:
+    """Print ``result`` as indented JSON (the last thing every script prints) and store it atomically.
+
+    ``name`` is a file in benchmarks/results/ (``"throughput.json"``) or a path of its own (``--out``).
     ``write=False`` (smoke runs, partial runs) only prints, so the committed results stay as measured.
     """
     if write:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / name).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(RESULTS / name if Path(name).name == str(name) else Path(name), result)
     print(json.dumps(result, indent=2))
     return result

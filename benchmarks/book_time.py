@@ -20,9 +20,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
-from dnnl.book import book_references, chapter_notebook, chapter_paths  # noqa: E402
-
+from _machine import machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
+from booktools import book_references, chapter_notebook, chapter_paths, run_notebook  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -30,8 +29,6 @@ def main(argv=None) -> dict:
     parser.add_argument("--only", nargs="*", default=[], metavar="NAME", help="just these pages (e.g. index)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     args = parser.parse_args(argv)
-    from nbclient import NotebookClient
-
     print(machine(), flush=True)
     sources = [REPO / "index.qmd", *chapter_paths(REPO)]
     if args.only:
@@ -47,11 +44,7 @@ def main(argv=None) -> dict:
         for path in sources:
             nb = chapter_notebook(path.read_text(encoding="utf-8"), path.stem, solutions=True, keep_empty=True,
                                   refs=refs)
-            client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                                    resources={"metadata": {"path": str(REPO)}})
-            start = time.perf_counter()
-            client.execute()
-            pages[path.stem] = round(time.perf_counter() - start, 1)
+            pages[path.stem] = round(run_notebook(nb, cwd=REPO, timeout=args.timeout), 1)
             print(f"{path.stem}: {pages[path.stem]:.1f} s", flush=True)
         total = time.perf_counter() - start_all
     result = {
@@ -60,8 +53,7 @@ def main(argv=None) -> dict:
         "total_minutes": round(total / 60, 2),
         "target_minutes": 10,
         "mode": "quick (DNNL_MODE=quick), CPU",
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance(),
         "command": "python benchmarks/book_time.py",
     }
     return save_result("book_time.json", result, write=not args.only)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,13 +25,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
+from _machine import RESULTS, machine, provenance, save_result, write_json  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
-from dnnl.models.ddpm import load_pretrained, sample, save_grid  # noqa: E402
+from dnnl.models.ddpm import load_pretrained, sample  # noqa: E402
 from dnnl.models.ddpm.pretrained import WEIGHTS_DIR, pretrained_schedule  # noqa: E402
+from dnnl.plot import save_grid  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def rounded(d: dict) -> dict:
@@ -62,7 +61,7 @@ def main(argv=None) -> dict:
     gen = torch.Generator(device="cpu").manual_seed(args.seed)
     start = time.perf_counter()
     images = sample(model, schedule, (args.n, 1, 28, 28), steps=args.steps, method=args.method, generator=gen,
-                    batch_size=args.batch_size, progress=True).cpu()
+                    batch_size=args.batch_size, progress=True).images.cpu()
     sampling_s = time.perf_counter() - start
     per_step = sampling_s / args.steps
     print(f"sampled {args.n} images with {args.steps} {args.method} steps in {sampling_s:.1f} s", flush=True)
@@ -95,34 +94,30 @@ def main(argv=None) -> dict:
         "metric": "Fréchet distance on the 128-d penultimate features of dnnl/weights/mnist_classifier.pt",
         "script": "benchmarks/evaluate_pretrained.py",
     }
+    prov = provenance()
     result = {
         "checkpoint": name,
         "quality": summary,
         "samples": rounded(quality),
         "real_vs_real": {"all_10000": rounded(calib_all), f"random_{args.n}": rounded(calib_n)},
         "timing": {
-            "device": str(device), "machine": machine(), "torch": torch.__version__,
+            "device": str(device), "machine": prov["machine"], "torch": prov["torch"],
             "sampling_s": round(sampling_s, 1), "steps": args.steps, "batch_size": args.batch_size,
             "seconds_per_step_for_all_samples": round(per_step, 3),
             "full_chain_estimate_s": round(per_step * schedule.T, 0),
             "scoring_s": round(scoring_s, 1),
         },
         "sample_grid": str(grid.relative_to(REPO)) if grid.is_relative_to(REPO) else str(grid),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "date": prov["date"],
     }
-    out = Path(args.out) if args.out else RESULTS / (
-        "pretrained_quality.json" if name == "ddpm_mnist_quick" else f"{name}_quality.json")
-    out.write_text(json.dumps(result, indent=2) + "\n")
 
     if not args.no_update:
         record = Path(args.path).with_suffix(".json") if args.path else WEIGHTS_DIR / f"{args.name}.json"
         data = json.loads(record.read_text())
         data["quality"] = summary
-        tmp = record.with_name(f".{record.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, record)
-    print(json.dumps(result, indent=2))
-    return result
+        write_json(record, data)
+    return save_result(Path(args.out) if args.out else
+                       "pretrained_quality.json" if name == "ddpm_mnist_quick" else f"{name}_quality.json", result)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import device_tag, machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.models.ddpm import sample  # noqa: E402
@@ -38,7 +38,8 @@ from dnnl.models.ddpm.train import TrainConfig, train  # noqa: E402
 def score(model, schedule, n: int, steps: int, seed: int, reference, batch: int = 500) -> dict:
     """FD and confidence of ``n`` EMA samples drawn with the same noise every time."""
     gen = torch.Generator().manual_seed(seed)
-    images = sample(model, schedule, (n, 1, 28, 28), steps=steps, generator=gen, batch_size=batch, progress=False)
+    images = sample(model, schedule, (n, 1, 28, 28), steps=steps, generator=gen, batch_size=batch,
+                    progress=False).images
     return metrics.sample_quality(images, reference=reference)
 
 
@@ -123,9 +124,7 @@ def main(argv=None) -> dict:
         "sampler": f"DDPM, {args.sample_steps} strided steps, x0 clipped, seed {args.seed}",
         "smoke": args.smoke,
         "device": str(device),
-        "machine": machine(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance(),
         "command": "python benchmarks/full_preset.py"
                    + (f" --max-minutes {args.max_minutes:g}" if args.max_minutes is not None else ""),
     }

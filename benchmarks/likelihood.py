@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
 from dnnl.models.ddpm import (discretized_gaussian_log_likelihood, load_pretrained, optimal_variances,  # noqa: E402
@@ -128,9 +128,7 @@ def main(argv=None) -> dict:
         "best_fixed_variances": best,
         "seconds": round(seconds, 1),
         "smoke": args.smoke,
-        "machine": machine(),
-        "torch": torch.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance(),
         "command": "python benchmarks/likelihood.py" + ("" if args.n == 256 else f" --n {args.n}")
                    + ("" if args.calibration == 128 else f" --calibration {args.calibration}"),
     }

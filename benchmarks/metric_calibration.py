@@ -9,7 +9,6 @@ size. Noise images and blurred digits show the other end of the scale. Writes be
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,10 +18,10 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
+from _machine import machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 from dnnl import metrics  # noqa: E402
+from dnnl.data import mnist_tensors  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def main(argv=None) -> dict:
@@ -37,7 +36,7 @@ def main(argv=None) -> dict:
     start = time.perf_counter()
     ref = metrics.reference_features("test", args.root)
     feature_s = time.perf_counter() - start
-    test_x, test_y = metrics.mnist_tensors("test", args.root)
+    test_x, test_y = mnist_tensors("test", args.root)
     accuracy = float((metrics.predict_proba(test_x).argmax(1) == test_y).double().mean())
 
     rows = {}
@@ -66,14 +65,10 @@ def main(argv=None) -> dict:
         "reference_feature_time_s": round(feature_s, 1),
         "seed": args.seed,
         "torch_threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance(),
         "script": "benchmarks/metric_calibration.py",
     }
-    out = Path(args.out) if args.out else RESULTS / "metric_calibration.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    return result
+    return save_result(Path(args.out) if args.out else "metric_calibration.json", result)
 
 
 if __name__ == "__main__":

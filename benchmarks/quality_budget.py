@@ -29,14 +29,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import device_tag, machine, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import RESULTS, device_tag, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
-from dnnl.models.ddpm import sample, save_grid  # noqa: E402
+from dnnl.data import mnist_tensors  # noqa: E402
+from dnnl.models.ddpm import sample  # noqa: E402
+from dnnl.plot import save_grid  # noqa: E402
 from dnnl.models.ddpm.train import TrainConfig, load_checkpoint, train  # noqa: E402
 
-RESULTS = REPO / "benchmarks" / "results"
 
 
 def measured_rate(config: TrainConfig, build, steps: int, warmup: int = 5) -> float:
@@ -110,14 +111,14 @@ def main(argv=None) -> dict:
             runs[name].update(budget_s=round(seconds, 1), probe_images_per_sec=round(rate, 1),
                               steps_note="steps = budget × probe images/s ÷ batch, fixed before training")
 
-    reference = metrics.mnist_tensors("test", root=args.root)[0]
+    reference = mnist_tensors("test", root=args.root)[0]
     calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
     schedule = base.build_schedule()
     for name, model in models.items():
         gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()
         images = sample(model, schedule, (args.n, 1, 28, 28), steps=args.steps, generator=gen, batch_size=250,
-                        progress=True)
+                        progress=True).images
         runs[name]["sampling_s"] = round(time.perf_counter() - start, 1)
         q = metrics.sample_quality(images, reference=reference)
         runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),
@@ -143,9 +144,8 @@ def main(argv=None) -> dict:
         "target_fd_ratio": 0.7,
         "smoke": args.smoke,
         "device": str(device),
-        "machine": machine(),
+        **provenance(),
         "torch_threads": torch.get_num_threads(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/quality_budget.py" + ("" if budget_s is None else f" --minutes {args.minutes:g}"),
     }
     return save_result(f"quality_budget{tag}.json", result, write=not args.smoke)

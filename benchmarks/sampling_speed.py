@@ -24,7 +24,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import device_tag, machine, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, provenance, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl.models.ddpm import load_pretrained, sample  # noqa: E402
@@ -105,9 +105,7 @@ def main(argv=None) -> dict:
         "headline": key,
         "smoke": args.smoke,
         "device": str(device),
-        "machine": machine(),
-        "torch": torch.__version__, "diffusers_version": diffusers.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **provenance(), "diffusers_version": diffusers.__version__,
         "command": "python benchmarks/sampling_speed.py",
     }
     return save_result(f"sampling_speed{device_tag(device)}.json", result, write=not args.smoke)

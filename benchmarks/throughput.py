@@ -9,12 +9,12 @@ the way the training loop runs there: bf16 autocast and TF32, the batches drawn 
 read after ``torch.cuda.synchronize()``; it also records the peak GPU memory of each model and writes
 ``throughput_cuda.json`` (the CPU run writes ``throughput.json``).
 
-One training step is what ``dnnl.models.ddpm.train`` does: random t, x_t from ``q_sample``, MSE to ε,
-backward, AdamW (fused, the same optimizer for both models), float32. Both models see 28×28 MNIST-sized
-batches (UNet2DModel takes 28×28 as it is: its three levels run 28 -> 14 -> 7, like ours). ``UNet2DModel``
-is configured to ours' parameter count (``benchmarks/_models.py``) and runs as diffusers ships it;
-ours runs as our training loop runs it (channels_last). After warm-up, the two take turns for
-``--windows`` timed windows of ``--steps`` steps (the order flips every window), so a busy machine slows
+One training step is ``dnnl.models.ddpm.train_step``, the step the training loop runs: random t and ε,
+x_t, MSE to ε, backward, gradient clipping, AdamW (fused, the same optimizer for both models), float32. Both
+models see 28×28 MNIST-sized batches (UNet2DModel takes 28×28 as it is: its three levels run 28 -> 14 -> 7,
+like ours). ``UNet2DModel`` is configured to ours' parameter count (``benchmarks/_models.py``) and runs as
+diffusers ships it; ours runs as our training loop runs it (channels_last). After warm-up, the two take turns
+for ``--windows`` timed windows of ``--steps`` steps (the order flips every window), so a busy machine slows
 both alike; rates are medians over the windows.
 
 Also measured in the same run: model FLOPs per image (forward + backward, ``torch.utils.flop_counter``),
@@ -38,13 +38,14 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import device_tag, machine, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
+from _machine import device_tag, machine, provenance, save_result, synchronize  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 import dnnl  # noqa: E402
-from dnnl.models.ddpm import NoiseSchedule, q_sample  # noqa: E402
+from dnnl.models.ddpm import NoiseSchedule, train_step  # noqa: E402
 from dnnl.models.ddpm import unet as unet_module  # noqa: E402
 from dnnl.models.ddpm.train import TrainConfig  # noqa: E402
 
+GRAD_CLIP = TrainConfig.quick().grad_clip  # what the training loop clips to
 
 
 class UpsampleThenConv(unet_module.Upsample):
@@ -80,23 +81,13 @@ class Bench:
         self.peak_memory_mb: float | None = None
 
     def batch(self):
-        kw = dict(generator=self.gen, device=self.device)
-        x0 = torch.rand(self.batch_size, 1, self.size, self.size, **kw) * 2 - 1
-        if self.channels_last:
-            x0 = x0.contiguous(memory_format=torch.channels_last)
-        t = torch.randint(0, 1000, (self.batch_size,), **kw)
-        return x0, t, torch.randn(x0.shape, **kw)
-
-    def loss(self, x0, t, noise):
-        # the training loop's precision: bf16 autocast on CUDA, plain fp32 elsewhere
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
-            return F.mse_loss(self.net(q_sample(self.schedule, x0, t, noise), t).float(), noise)
+        x0 = torch.rand(self.batch_size, 1, self.size, self.size, generator=self.gen, device=self.device) * 2 - 1
+        return x0.contiguous(memory_format=torch.channels_last) if self.channels_last else x0
 
     def step(self):
-        loss = self.loss(*self.batch())
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
+        # the training loop's step and precision: bf16 autocast on CUDA, plain fp32 elsewhere
+        train_step(self.net, self.schedule, self.batch(), self.opt, generator=self.gen, grad_clip=GRAD_CLIP,
+                   autocast_dtype=torch.bfloat16 if self.cuda else None)
 
     def timed(self, steps):
         synchronize(self.device)
@@ -114,8 +105,7 @@ class Bench:
     def flops_per_image(self) -> float:
         """Forward + backward FLOPs of one step, per image (the optimizer's few FLOPs are not counted)."""
         with FlopCounterMode(display=False) as counter:
-            self.loss(*self.batch()).backward()
-        self.opt.zero_grad(set_to_none=True)
+            self.step()
         return counter.get_total_flops() / self.batch_size
 
     @property
@@ -275,16 +265,14 @@ def main(argv=None) -> dict:
         "ablation_quick": rows,
         "diffusers_with_channels_last": round(their_cl.rate, 2),
         "batch_size": batch, "image_size": f"{size}x{size}, 1 channel (no padding: UNet2DModel takes 28x28)",
-        "step": "q_sample + forward + MSE + backward + AdamW (fused for both), "
+        "step": "dnnl.models.ddpm.train_step: q_sample + forward + MSE + backward + clip + AdamW (fused for both), "
                 + ("bf16 autocast + TF32 on the GPU" if cuda else "float32"),
         "device": str(device),
         "timing": f"{args.warmup} warm-up steps each, then windows of {args.steps} step(s) alternating between "
                   f"the models; images/s = median over windows",
         "smoke": args.smoke,
-        "machine": machine(),
+        **provenance(), "diffusers_version": diffusers.__version__,
         "load_average_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__, "diffusers_version": diffusers.__version__,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python benchmarks/throughput.py" + (" --compile" if args.compile else ""),
     }
     return save_result(f"throughput{device_tag(device)}.json", result, write=not args.smoke)

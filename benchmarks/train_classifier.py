@@ -13,7 +13,6 @@ network reads pure noise as an 8 with > 99% probability, and "confidently classi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -26,10 +25,10 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
+from _machine import machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 import dnnl  # noqa: E402
-from dnnl.metrics import (CLASSIFIER_PATH, CLASSIFIER_TRAIN_SIZE, NOT_A_DIGIT, MNISTClassifier,  # noqa: E402
-                          mnist_tensors)
+from dnnl.data import mnist_tensors  # noqa: E402
+from dnnl.metrics import CLASSIFIER_PATH, CLASSIFIER_TRAIN_SIZE, NOT_A_DIGIT, MNISTClassifier  # noqa: E402
 
 JUNK_KINDS = ("uniform", "gaussian", "blobs", "constant", "specks", "noised digit")
 
@@ -137,9 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
         "seed": args.seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "wall_time_s": round(wall, 1),
-        "machine": machine(),
+        **provenance(),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
         "script": "benchmarks/train_classifier.py",
     }
     out = Path(args.out)
@@ -147,9 +145,7 @@ def main(argv: list[str] | None = None) -> dict:
     tmp = out.with_suffix(".pt.tmp")
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, out)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    print(json.dumps(record, indent=2))
-    return record
+    return save_result(out.with_suffix(".json"), record)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ afterwards by ``benchmarks/evaluate_pretrained.py``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -21,8 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import machine  # noqa: E402  (benchmarks/_machine.py)
-from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint, save_checkpoint, train  # noqa: E402
+from _machine import machine, provenance, write_json  # noqa: E402  (benchmarks/_machine.py)
+from dnnl.models.ddpm.checkpoint import CHECKPOINT_NAME, atomic_save, load_checkpoint  # noqa: E402
+from dnnl.models.ddpm.train import TrainConfig, train  # noqa: E402
 
 WEIGHTS_DIR = REPO / "dnnl" / "models" / "ddpm" / "weights"
 MAX_FP32_BYTES = 10 * 2**20
@@ -45,7 +44,7 @@ def export(run_dir: Path, name: str, weights_dir: Path, note: str | None = None)
     dtype = "float32"
     if nbytes > MAX_FP32_BYTES:
         ema, dtype = {k: v.half() for k, v in ema.items()}, "float16"
-    weights = save_checkpoint(ema, weights_dir / f"{name}.pt")
+    weights = atomic_save(ema, weights_dir / f"{name}.pt")  # a plain state dict, as load_pretrained reads it
 
     losses, steps = state["losses"], state["step"]
     images = steps * config.batch_size * state["world_size"]
@@ -63,16 +62,13 @@ def export(run_dir: Path, name: str, weights_dir: Path, note: str | None = None)
         "final_loss_note": f"mean L_simple over the last {len(tail)} steps",
         "parameters": sum(v.numel() for v in ema.values()),
         "dtype": dtype,
-        "machine": machine(),
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        **provenance(),
         "command": f"python benchmarks/train_pretrained.py --steps {config.steps} --seed {config.seed}"
                    + (f" --batch-size {config.batch_size}" if config.batch_size != TrainConfig.quick().batch_size else ""),
     }
     if note:
         record["note"] = note
-    tmp = weights.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, weights.with_suffix(".json"))
+    write_json(weights.with_suffix(".json"), record)
     return record
 
 

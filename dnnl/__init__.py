@@ -12,23 +12,21 @@ import numpy as np
 import torch
 
 __version__ = "0.1.0"
-__all__ = ["set_seed", "get_device", "get_mode", "mode_reason", "runtime_info", "output_dir", "__version__"]
+__all__ = ["set_seed", "get_device", "resolve_device", "available_devices", "get_mode", "mode_reason",
+           "runtime_info", "output_dir", "__version__"]
 
 _DEVICE_ORDER = ("cuda", "mps", "xpu", "cpu")
 _MODES = ("quick", "full")
 
 
 def set_seed(seed: int) -> None:
-    """Seed Python's `random`, NumPy and torch (CPU and every CUDA device)."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int (got {type(seed).__name__})")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32) (got {seed})")
+    """Seed Python's `random`, NumPy and torch (CPU and every CUDA device); ``seed`` in [0, 2**32 - 1]."""
+    from .models.ddpm._validate import check_int
+
+    seed = check_int(seed, "seed", low=0, high=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
+    torch.manual_seed(seed)  # seeds the CPU and every CUDA device
 
 
 def _available(kind: str) -> bool:
@@ -41,6 +39,57 @@ def _available(kind: str) -> bool:
     return kind == "cpu"
 
 
+def _count(kind: str) -> int:
+    if not _available(kind):
+        return 0
+    if kind == "cuda":
+        return torch.cuda.device_count()
+    if kind == "xpu":
+        return torch.xpu.device_count()
+    return 1
+
+
+def available_devices() -> list[str]:
+    """The device names usable here, e.g. ``['cuda', 'cuda:0', 'cpu']``."""
+    names = []
+    for kind in _DEVICE_ORDER:
+        n = _count(kind)
+        if n and kind in ("cuda", "xpu"):
+            names += [kind] + [f"{kind}:{i}" for i in range(n)]
+        elif n:
+            names.append(kind)
+    return names
+
+
+def _checked_device(device, name: str) -> torch.device:
+    shown = f"{name}={device!r}"
+    here = ", ".join(available_devices())
+    if isinstance(device, str):
+        try:
+            device_ = torch.device(device.strip())
+        except RuntimeError as err:
+            raise ValueError(f"{shown} is not a torch device name; {name} must be one of: {here}") from err
+    elif isinstance(device, torch.device):
+        device_ = device
+    else:
+        raise TypeError(f"{name} must be a device name such as 'cpu' or 'cuda:0', a torch.device or None "
+                        f"(got {type(device).__name__}); available here: {here}")
+    if not _available(device_.type):
+        raise ValueError(f"{shown}, but no {device_.type} device is available here; {name} must be one of: {here}")
+    if device_.index is not None and device_.index >= _count(device_.type):
+        raise ValueError(f"{shown}, but this machine has {_count(device_.type)} {device_.type} device(s); "
+                         f"{name} must be one of: {here}")
+    return device_
+
+
+def resolve_device(device=None, name: str = "device") -> torch.device:
+    """``device`` (a name such as 'cuda:0', a torch.device, or None for :func:`get_device`) as a torch.device.
+
+    A name that is not a device, or a device this machine lacks, is a ValueError that lists the ones it has.
+    """
+    return get_device() if device is None else _checked_device(device, name)
+
+
 def get_device() -> torch.device:
     """The best device here: cuda, then mps, then xpu, then cpu.
 
@@ -48,15 +97,7 @@ def get_device() -> torch.device:
     """
     wanted = os.environ.get("DNNL_DEVICE", "").strip()
     if wanted:
-        try:
-            device = torch.device(wanted)
-        except RuntimeError as err:
-            raise ValueError(f"DNNL_DEVICE={wanted!r} is not a torch device name; "
-                             f"use one of {', '.join(_DEVICE_ORDER)} (optionally with ':index')") from err
-        if not _available(device.type):
-            raise ValueError(f"DNNL_DEVICE={wanted!r} but no {device.type} device is available here; "
-                             "unset DNNL_DEVICE to pick automatically")
-        return device
+        return _checked_device(wanted, "DNNL_DEVICE")
     for kind in _DEVICE_ORDER:
         if _available(kind):
             return torch.device(kind)

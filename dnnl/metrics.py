@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import mnist_tensors  # noqa: F401  (re-exported: the chapters load test images from here)
+from . import data as _data
+from .models.ddpm._validate import check_int, check_range
 
 __all__ = [
     "MNISTClassifier", "load_classifier", "classifier_info", "CLASSIFIER_PATH",
-    "mnist_tensors", "extract_features", "predict_proba",
+    "extract_features", "predict_proba",
     "frechet_distance", "frechet_distance_from_stats", "feature_stats",
     "reference_features", "sample_quality", "real_vs_real",
     "CONFIDENCE_THRESHOLD", "CLASSIFIER_TRAIN_SIZE", "NOT_A_DIGIT",
@@ -111,6 +112,7 @@ def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
     if not images.is_floating_point():
         raise TypeError(f"{name} must be a float tensor in [-1, 1] (got dtype {images.dtype}); "
                         "use dnnl.data.to_model_range for uint8 images")
+    check_range(images, name)  # the classifier was trained on digits in [-1, 1]
     return images
 
 
@@ -133,13 +135,13 @@ def _run(classifier: nn.Module, images: torch.Tensor, batch_size: int) -> tuple[
 def extract_features(images: torch.Tensor, classifier: nn.Module | None = None, *,
                      batch_size: int = 1000) -> torch.Tensor:
     """Penultimate-layer features (N, 128), float64 on the CPU, of images (N, 1, 28, 28) in [-1, 1]."""
-    return _run(_classifier(classifier), _check_images(images), batch_size)[0]
+    return _run(_classifier(classifier), _check_images(images), check_int(batch_size, "batch_size"))[0]
 
 
 def predict_proba(images: torch.Tensor, classifier: nn.Module | None = None, *,
                   batch_size: int = 1000) -> torch.Tensor:
     """Class probabilities (N, 11), float64, of images (N, 1, 28, 28) in [-1, 1]; column 10 is "not a digit"."""
-    return _run(_classifier(classifier), _check_images(images), batch_size)[1]
+    return _run(_classifier(classifier), _check_images(images), check_int(batch_size, "batch_size"))[1]
 
 
 # --------------------------------------------------------------------------- Fréchet distance
@@ -208,12 +210,10 @@ def reference_features(split: str = "test", root: str | os.PathLike | None = Non
     if split not in ("test", "heldout"):
         raise ValueError(f"split must be 'test' or 'heldout' (got {split!r}); 'heldout' is train[50000:], "
                          "the part of the training set the classifier never saw")
-    from .data import data_root
-
-    key = (split, str(data_root(root).resolve()))
+    key = (split, str(_data.data_root(root).resolve()))
     if classifier is None and key in _REFERENCE_CACHE:
         return _REFERENCE_CACHE[key]
-    images, _ = mnist_tensors("test" if split == "test" else "train", root)
+    images, _ = _data.mnist_tensors("test" if split == "test" else "train", root)
     if split == "heldout":
         images = images[CLASSIFIER_TRAIN_SIZE:]
     feats = extract_features(images, classifier)
@@ -226,7 +226,8 @@ def sample_quality(images: torch.Tensor, *, reference: torch.Tensor | None = Non
                    classifier: nn.Module | None = None, root: str | os.PathLike | None = None) -> dict:
     """FD to a real reference set, and how confidently the classifier reads the images.
 
-    ``images``: (N, 1, 28, 28) in [-1, 1]. ``reference``: real images of that shape or precomputed
+    ``images``: (N, 1, 28, 28) in [-1, 1], the range the classifier was trained on (others are refused;
+    clamp raw sampler output first). ``reference``: real images of that shape or precomputed
     features (M, D); by default the 10,000 MNIST test images. Returns ``fd``, ``confidence`` (share of
     images read as one digit with probability above 0.9), ``class_histogram`` (how many images have each
     digit 0-9 as their top class), ``not_a_digit`` (share whose top class is "not a digit"), ``n`` and
@@ -260,11 +261,12 @@ def real_vs_real(n: int | None = None, *, root: str | os.PathLike | None = None,
     ``n`` held-out images (default all 10,000; a random subset chosen with ``seed`` otherwise), so the
     floor can be read at the same sample size as a generator's FD, which grows as n shrinks.
     """
-    images, _ = mnist_tensors("train", root)
+    n = None if n is None else check_int(n, "n", low=None)  # its range needs the data, checked below
+    seed = check_int(seed, "seed", low=0)
+    images, _ = _data.mnist_tensors("train", root)
     heldout = images[CLASSIFIER_TRAIN_SIZE:]
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= heldout.shape[0]:
-            raise ValueError(f"n must be an int in [2, {heldout.shape[0]}] (got {n!r})")
+        n = check_int(n, "n", low=2, high=heldout.shape[0])
         pick = torch.randperm(heldout.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
         heldout = heldout[pick]
     return sample_quality(heldout, classifier=classifier, root=root)

@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _quarto(solutions: bool) -> int:
-    from dnnl.book import build_notebooks
+    from booktools import build_notebooks
 
     build_notebooks(ROOT)
     cmd = ["quarto", "render"] + (["--profile", "solutions"] if solutions else [])
@@ -37,22 +36,13 @@ def _quarto(solutions: bool) -> int:
     return code
 
 
-def _execute(nb, name: str, timeout: int) -> float:
-    from nbclient import NotebookClient
-
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(ROOT)}})
-    start = time.perf_counter()
-    client.execute()
-    return time.perf_counter() - start
-
-
 def _fallback(solutions: bool, only: list[str], timeout: int) -> int:
     import nbformat
     from nbconvert import HTMLExporter
 
     import dnnl
-    from dnnl.book import book_references, build_notebooks, chapter_notebook, chapter_paths
+    from booktools import (book_references, build_notebooks, chapter_notebook, chapter_paths,
+                           run_notebook)
 
     changed = build_notebooks(ROOT)
     print(f"Quarto is not installed: executing the notebooks and converting them to HTML instead "
@@ -73,7 +63,7 @@ def _fallback(solutions: bool, only: list[str], timeout: int) -> int:
         shown = run if solutions else chapter_notebook(text, path.stem, solutions=False, keep_empty=True, refs=refs)
         print(f"  executing {path.relative_to(ROOT)} ...", flush=True)
         try:
-            seconds = _execute(run, path.stem, timeout)
+            seconds = run_notebook(run, cwd=ROOT, timeout=timeout)
         except Exception as err:  # keep going: a broken chapter should not hide the others
             print(f"    FAILED: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             seconds, failed = float("nan"), True

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dnnl.book import build_notebooks, chapter_paths, repo_url  # noqa: E402
+from booktools import build_notebooks, chapter_paths, repo_url  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

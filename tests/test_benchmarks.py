@@ -165,3 +165,36 @@ def test_report_gpu_section():
     text = "\n".join(report.section_gpu(None, dict(full, reached=True, steps_to_target=2000, time_to_target_s=64.7),
                                          None, None))
     assert "reached after 2,000 steps, **65 s**" in text
+
+
+def _machine_module():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _machine
+    finally:
+        sys.path.remove(str(BENCH))
+    return _machine
+
+
+def test_save_result_writes_atomically_where_asked_and_prints_the_json(tmp_path, capsys):
+    m = _machine_module()
+    prov = m.provenance()
+    assert set(prov) == {"machine", "torch", "date"} and prov["date"].endswith(" UTC") and len(prov["date"]) == 20
+    result = {"x": 1.5, **prov}
+    assert m.save_result(tmp_path / "sub" / "r.json", result) == result
+    assert json.loads((tmp_path / "sub" / "r.json").read_text()) == result
+    assert json.loads(capsys.readouterr().out) == result
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["r.json"]  # no temp file left
+    m.save_result(tmp_path / "not.json", result, write=False)
+    assert not (tmp_path / "not.json").exists()
+
+
+def test_every_script_takes_provenance_and_saving_from_machine_py():
+    """One date format, one results path, one atomic writer: no script writes them by hand."""
+    hand_made = ("strftime(", "write_text(json.dumps", '"benchmarks" / "results"', "with_suffix(\".json.tmp\")")
+    for script in sorted(BENCH.glob("*.py")):
+        if script.name in ("_machine.py", "report.py"):  # the helper itself; the reader of the results
+            continue
+        text = script.read_text()
+        found = [h for h in hand_made if h in text]
+        assert not found, f"{script.name} does by hand what benchmarks/_machine.py does: {found}"

@@ -13,7 +13,8 @@ import pytest
 
 yaml = pytest.importorskip("yaml")
 
-from dnnl.book import BEGIN, END, badge_markdown, colab_url, repo_url, setup_cell_source, student_source  # noqa: E402
+from booktools import (BEGIN, END, badge_markdown, colab_url, page_title, repo_url,  # noqa: E402
+                       setup_cell_source, student_source)
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "book"
@@ -104,9 +105,8 @@ def test_quarto_config_lists_every_chapter_and_the_bibliography():
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
-def test_source_has_front_matter_with_a_title(path):
-    meta = _front_matter(_text(path))
-    assert isinstance(meta.get("title"), str) and meta["title"].strip(), f"{path.name}: front matter needs a title"
+def test_source_has_a_title(path):
+    assert page_title(_text(path)), f"{path.name}: needs a title (front matter `title:` or a `# Title` heading)"
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)
@@ -196,6 +196,25 @@ def test_chapter_has_a_colab_badge_for_its_notebook(path):
     badge = badge_markdown(path.stem, repo_url(ROOT))
     assert badge in text, f"{path.name}: missing or stale Colab badge; run `python scripts/sync_notebooks.py`"
     assert colab_url(path.stem, repo_url(ROOT)).endswith(f"/notebooks/{path.stem}.ipynb")
+
+
+def _badge_is_inline_with_alt_text(line: str) -> bool:
+    """Raw HTML ``<a href=colab><img alt="..."></a>``: no markdown image, which Quarto would turn into a
+    centred figure captioned with its alt text (a paragraph holding only an image is a figure)."""
+    if "![" in line:
+        return False
+    match = re.fullmatch(r'<a href="https://colab\.research\.google\.com/[^"]+"><img ([^>]*)></a>', line.strip())
+    alt = re.search(r'\balt="([^"]+)"', match.group(1)) if match else None
+    return bool(alt and alt.group(1).strip())
+
+
+def test_colab_badge_is_an_inline_link_with_alt_text():
+    badge = badge_markdown("01-forward", "https://github.com/example/repo")
+    assert _badge_is_inline_with_alt_text(badge)
+    old = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+           "(https://colab.research.google.com/github/example/repo/blob/main/notebooks/01-forward.ipynb)")
+    assert not _badge_is_inline_with_alt_text(old), "a lone linked markdown image renders as a figure"
+    assert not _badge_is_inline_with_alt_text(badge.replace('alt="Open in Colab"', 'alt=""'))
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.name)

@@ -98,3 +98,95 @@ def test_mnist_tensors_are_the_dataset_items_in_memory(mnist_root):
     for i in (0, 1, 4321, 9999):
         x, y = ds[i]
         assert torch.equal(images[i], x) and labels[i].item() == y
+
+
+# --------------------------------------------------------------------------- damaged files
+
+def _idx(path, dims, payload=None):
+    """Write an IDX file of unsigned bytes with the given dims (payload: the data bytes, zeros by default)."""
+    header = bytes([0, 0, 8, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims)
+    n = 1
+    for d in dims:
+        n *= d
+    path.write_bytes(header + (bytes(n) if payload is None else payload))
+
+
+def _fake_mnist(root, n_train=3, n_test=2):
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        _idx(raw / f"{prefix}-images-idx3-ubyte", (n, 28, 28))
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", (n,), bytes(range(n)))
+    return raw
+
+
+def test_well_formed_small_idx_files_load(tmp_path):
+    _fake_mnist(tmp_path)
+    ds = mnist("train", root=tmp_path, download=False)
+    assert len(ds) == 3 and ds[2][1] == 2
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_text("<html>404 not found</html>\n" * 40), "bad magic number"),
+    (lambda p: p.write_bytes(p.read_bytes()[:-100]), "truncated"),
+    (lambda p: p.write_bytes(p.read_bytes() + b"\0" * 5), "too long"),
+    (lambda p: p.write_bytes(p.read_bytes()[:10]), "truncated"),
+    (lambda p: _idx(p, (3, 28)), "2-D array, expected 3-D"),
+    (lambda p: _idx(p, (3, 32, 32)), r"shape \(32, 32\), expected \(28, 28\)"),
+])
+def test_a_damaged_image_file_is_named_with_what_is_wrong(tmp_path, damage, reason):
+    raw = _fake_mnist(tmp_path)
+    bad = raw / "train-images-idx3-ubyte"
+    damage(bad)
+    with pytest.raises(ValueError, match=reason) as info:
+        mnist("train", root=tmp_path, download=False)
+    assert str(bad) in str(info.value)
+    mnist("test", root=tmp_path, download=False)  # the other split is still fine
+
+
+def test_images_and_labels_of_different_lengths_are_refused(tmp_path):
+    raw = _fake_mnist(tmp_path)
+    _idx(raw / "train-labels-idx1-ubyte", (5,), bytes(5))
+    with pytest.raises(ValueError, match="3 images but .* holds 5 labels") as info:
+        mnist("train", root=tmp_path, download=False)
+    assert "train-images-idx3-ubyte" in str(info.value) and "train-labels-idx1-ubyte" in str(info.value)
+
+
+def test_test_images_beside_train_labels_are_refused(mnist_root, tmp_path):
+    """The real case: the 10k test images copied over the training images, beside the 60k training labels."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in MNIST_FILES:
+        (raw / name).symlink_to(mnist_root / "MNIST" / "raw" / name)
+    (raw / "train-images-idx3-ubyte").unlink()
+    (raw / "train-images-idx3-ubyte").symlink_to(mnist_root / "MNIST" / "raw" / "t10k-images-idx3-ubyte")
+    with pytest.raises(ValueError, match="10000 images but .* holds 60000 labels"):
+        mnist("train", root=tmp_path, download=False)
+
+
+def test_a_label_outside_0_to_9_is_refused(tmp_path):
+    raw = _fake_mnist(tmp_path)
+    _idx(raw / "train-labels-idx1-ubyte", (3,), bytes([1, 2, 200]))
+    with pytest.raises(ValueError, match="a label of 200"):
+        mnist("train", root=tmp_path, download=False)
+
+
+def test_the_download_failure_reason_is_kept_whole(tmp_path, monkeypatch):
+    """torchvision puts the reason after a first line that ends in a colon; the message keeps it."""
+    def offline(*args, **kwargs):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example.org/mnist/, got:\n"
+                           "<urlopen error [Errno -3] Temporary failure in name resolution>\n")
+
+    monkeypatch.setattr(data.datasets, "MNIST", offline)
+    with pytest.raises(FileNotFoundError, match="Temporary failure in name resolution"):
+        mnist("train", root=tmp_path)
+
+
+def test_an_empty_download_error_still_says_what_failed(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("\n")
+
+    monkeypatch.setattr(data.datasets, "MNIST", offline)
+    with pytest.raises(FileNotFoundError, match="download failed: ConnectionError"):
+        mnist("train", root=tmp_path)

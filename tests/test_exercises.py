@@ -46,10 +46,11 @@ def _v(buf, t, x):
 def test_all_checks_are_exported_and_listed_in_book_order():
     names = ex.list_checks()
     assert names == ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
-                     "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps"]
+                     "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps",
+                     "check_ddim_step", "check_respaced_betas", "check_from_v", "check_invert_step"]
     for name in names:
         assert name in ex.__all__ and callable(getattr(ex, name)) and getattr(ex, name).__doc__
-    assert [c["chapter"] for c in ex.check_info()] == [1, 1, 2, 3, 3, 4, 4, 5]
+    assert [c["chapter"] for c in ex.check_info()] == [1, 1, 2, 3, 3, 4, 4, 5, 6, 6, 6, 6]
 
 
 @pytest.mark.parametrize("name", ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",

@@ -110,3 +110,23 @@ def test_table_marks_todo_and_absent_checks():
     assert _row(table, "a.ipynb") == ["a.ipynb", "⏳", "", "0/1"]
     assert _row(table, "b.ipynb") == ["b.ipynb", "✅", "⚠️", "1/2"]
     assert _row(table, "total") == ["total", "1/2", "0/1", "1/3"]
+
+
+@pytest.mark.notebook
+def test_run_notebook_runs_in_the_folder_with_the_environment_given(tmp_path, monkeypatch):
+    """The one runner the grader, the book build, the benchmarks and the chapter tests share."""
+    from nbclient.exceptions import CellExecutionError
+
+    from dnnl.exercises._notebook import run_notebook
+
+    monkeypatch.setenv("DNNL_TEST_INHERITED", "kept")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os; print(os.getcwd(), os.environ['DNNL_TEST_GIVEN'], os.environ['DNNL_TEST_INHERITED'])")])
+    seconds = run_notebook(nb, cwd=tmp_path, timeout=60, env={"DNNL_TEST_GIVEN": "given"}, quiet=True)
+    assert seconds > 0
+    assert nb.cells[0].outputs[0]["text"].split() == [str(tmp_path), "given", "kept"]
+    bad = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0"), nbformat.v4.new_code_cell("2")])
+    with pytest.raises(CellExecutionError):
+        run_notebook(bad, cwd=tmp_path, timeout=60)
+    run_notebook(bad, cwd=tmp_path, timeout=60, allow_errors=True)
+    assert bad.cells[1].outputs[0]["data"]["text/plain"] == "2"

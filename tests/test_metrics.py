@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dnnl import metrics
+from dnnl.data import mnist_tensors
 from dnnl.metrics import (frechet_distance, frechet_distance_from_stats, feature_stats, load_classifier,
                           sample_quality)
 
@@ -104,7 +105,7 @@ def classifier():
 
 @pytest.fixture(scope="module")
 def test_images(mnist_root):
-    images, labels = metrics.mnist_tensors("test", mnist_root)
+    images, labels = mnist_tensors("test", mnist_root)
     return images[:2000], labels[:2000]
 
 

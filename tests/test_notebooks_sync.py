@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("jupytext")
 
-from dnnl.book import build_notebooks, chapter_notebook, student_source  # noqa: E402
+from booktools import (References, book_references, build_notebooks, chapter_notebook,  # noqa: E402
+                       student_source)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,7 +87,7 @@ def test_student_source_rejects_unbalanced_markers(bad):
 
 
 def test_student_markdown_drops_written_answers_and_solutions_keeps_them():
-    from dnnl.book import notebook_markdown
+    from booktools import notebook_markdown
 
     text = "\n".join([
         "Question?",
@@ -107,7 +108,7 @@ def test_student_markdown_drops_written_answers_and_solutions_keeps_them():
 
 
 def test_callouts_become_block_quotes_with_their_title():
-    from dnnl.book import notebook_markdown
+    from booktools import notebook_markdown
 
     text = "::: {.callout-warning}\n## Erratum: a slip\nThe body.\n:::\nAfter."
     assert notebook_markdown(text, solutions=False).split("\n") == [
@@ -115,7 +116,7 @@ def test_callouts_become_block_quotes_with_their_title():
 
 
 def test_references_and_citations_are_written_out_for_notebooks():
-    from dnnl.book import References, resolve_references
+    from booktools import References, resolve_references
 
     refs = References(labels={"eq-a": "Eq. (1.2)", "fig-b": "Figure 3.1", "sec-c": "Section 2.4"},
                       cites={"ho2020ddpm": ("Ho et al.", "2020"), "luo2022understanding": ("Luo", "2022")})
@@ -129,10 +130,68 @@ def test_references_and_citations_are_written_out_for_notebooks():
 
 
 def test_book_references_number_equations_by_chapter():
-    from dnnl.book import book_references
+    from booktools import book_references
 
     refs = book_references(ROOT)
     assert refs.ref("eq-forward-step") == "Eq. (1.1)"
     assert refs.ref("eq-q-sample").startswith("Eq. (1.")
     assert refs.ref("eq-posterior-mean").startswith("Eq. (2.")
     assert refs.cite("ho2020ddpm", in_text=True) == "Ho et al. (2020)"
+
+
+_FIGURE_CHAPTER = "\n".join([
+    "---", 'title: "T"', "---", "", "Prose with [0.913]{.claim} in it, see @fig-a.", "",
+    "```{python}", "#| label: fig-a", '#| fig-cap: "The product is [0.913]{.claim}, $\\\\bar\\\\alpha_t$ of @eq-b."',
+    "#| fig-alt: a line", "#| code-fold: true", "x = 1", "```", "", "After.", "",
+    "$$", "y = 2", "$$ {#eq-b}", "",
+])
+
+
+def test_figure_captions_become_markdown_cells_and_options_leave_the_code():
+    refs = References(labels={"fig-a": "Figure 4.2", "eq-b": "Eq. (4.1)"}, cites={})
+    nb = chapter_notebook(_FIGURE_CHAPTER, "04-x", solutions=False, refs=refs)
+    kinds = [(c.cell_type, c.source) for c in nb.cells]
+    code = next(i for i, (kind, _) in enumerate(kinds) if kind == "code")
+    assert kinds[code][1] == "x = 1", "Quarto options (#| ...) must not reach the notebook's code"
+    assert kinds[code + 1] == ("markdown", "**Figure 4.2.** The product is 0.913, $\\bar\\alpha_t$ of Eq. (4.1).")
+    assert "Prose with 0.913 in it, see Figure 4.2." in kinds[code - 1][1]
+    assert not any("#|" in source or "{.claim}" in source for _, source in kinds)
+
+
+def test_captions_without_references_and_option_parsing():
+    from booktools import split_options
+
+    nb = chapter_notebook(_FIGURE_CHAPTER, "04-x", solutions=True)
+    assert any(c.cell_type == "markdown" and c.source.startswith("**Figure.** The product is 0.913")
+               for c in nb.cells)
+    options, code = split_options('#| label: tbl-x\n#| tbl-cap: "A: b"\n#| error: true\nraise ValueError')
+    assert options == {"label": "tbl-x", "tbl-cap": "A: b", "error": True} and code == "raise ValueError"
+    with pytest.raises(ValueError, match="YAML"):
+        split_options("#| fig-cap: \"unclosed\n1")
+
+
+def test_claim_spans_render_as_plain_numbers():
+    from booktools import plain_claims
+
+    assert plain_claims("a [0.913]{.claim} b [1,600]{.claim} [text]{.smallcaps}") == \
+        "a 0.913 b 1,600 [text]{.smallcaps}"
+
+
+def test_chapter_numbers_follow_quarto_and_skip_an_unnumbered_preface(tmp_path):
+    from booktools import chapter_numbers
+
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_quarto.yml").write_text("book:\n  chapters:\n    - index.qmd\n    - book/01-a.qmd\n"
+                                          "  appendices:\n    - book/teacher.qmd\n", encoding="utf-8")
+    (tmp_path / "book" / "01-a.qmd").write_text("---\ntitle: A\n---\n\n$$\nx\n$$ {#eq-x}\n", encoding="utf-8")
+    (tmp_path / "book" / "teacher.qmd").write_text("---\ntitle: T\n---\n", encoding="utf-8")
+    index = tmp_path / "index.qmd"
+    index.write_text("---\ntitle: Preface\n---\n\nText.\n", encoding="utf-8")   # numbered: a defect
+    assert book_references(tmp_path).ref("eq-x") == "Eq. (2.1)"
+    index.write_text("# Preface {.unnumbered}\n\nText.\n", encoding="utf-8")
+    numbers = {p.name: n for p, n in chapter_numbers(tmp_path).items()}
+    assert numbers == {"index.qmd": None, "01-a.qmd": "1", "teacher.qmd": "A"}
+    assert book_references(tmp_path).ref("eq-x") == "Eq. (1.1)"
+    nb = chapter_notebook(index.read_text(encoding="utf-8"), "index", solutions=True,
+                          refs=book_references(tmp_path))
+    assert nb.cells[0].source.startswith("# Preface") and "unnumbered" not in nb.cells[0].source

@@ -1,6 +1,12 @@
-"""environment.yml and pyproject.toml list the same packages with the same version ranges."""
+"""environment.yml and pyproject.toml list the same packages with the same version ranges, and the wheel
+ships the package without the book's tooling."""
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -31,3 +37,31 @@ def test_no_exact_pins_for_users():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = list(project["dependencies"]) + [r for e in project["optional-dependencies"].values() for r in e]
     assert not [r for r in reqs if "==" in r], "use version ranges in pyproject.toml; pin only in .ci/run"
+
+
+def test_book_tooling_is_not_in_the_wheel(tmp_path):
+    """booktools/ (and the old dnnl/book.py) stay in the repository; the grader's runner ships."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["tool"]["setuptools"]["packages"]["find"]["include"] == ["dnnl*"]
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    for folder in ("dnnl", "booktools"):
+        shutil.copytree(ROOT / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                    "-q", "-w", str(tmp_path / "dist"), str(src)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("dnnl-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "dnnl/exercises/_notebook.py" in names and "dnnl/exercises/grade.py" in names
+    leaked = [n for n in names if n.startswith("booktools/") or n == "dnnl/book.py"]
+    assert not leaked, f"the wheel ships the book's tooling: {leaked}"
+
+
+def test_book_tooling_is_not_importable_from_the_installed_package(tmp_path):
+    code = ("import importlib.util, dnnl.exercises._notebook as nb; "
+            "print(importlib.util.find_spec('booktools'), importlib.util.find_spec('dnnl.book'), nb.STUB_MESSAGE)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+                         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[:2] == ["None", "None"], out.stdout

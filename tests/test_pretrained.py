@@ -24,7 +24,7 @@ def tiny_checkpoint(tmp_path):
             p.normal_(0, 0.05)   # EMA weights differ from the raw ones, so we can tell which one loads
     path = tmp_path / "tiny.pt"
     torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "step": 3}, path)
-    path.with_suffix(".json").write_text(json.dumps({"config": {"model": TINY, "steps": 3}, "seed": 0}))
+    path.with_suffix(".json").write_text(json.dumps({"model": TINY, "config": {"steps": 3}, "seed": 0}))
     return path, ema
 
 
@@ -34,7 +34,7 @@ def test_load_pretrained_returns_the_ema_model_in_eval_mode(tiny_checkpoint):
     assert isinstance(model, UNet) and not model.training
     for (name, p), q in zip(model.state_dict().items(), ema.state_dict().values()):
         torch.testing.assert_close(p, q, atol=0, rtol=0, msg=name)
-    assert pretrained_info(path=path)["config"]["model"]["channels"] == [8, 16]
+    assert pretrained_info(path=path)["model"]["channels"] == [8, 16]
     assert model.info == pretrained_info(path=path)
 
 
@@ -62,7 +62,7 @@ def test_a_bare_state_dict_with_a_model_record_loads_too(tmp_path):
 def test_samples_from_a_loaded_checkpoint_have_the_right_shape_and_range(tiny_checkpoint):
     model = load_pretrained(path=tiny_checkpoint[0])
     x = sample(model, NoiseSchedule.linear(), (4, 1, 28, 28), steps=5, progress=False,
-               generator=torch.Generator().manual_seed(0))
+               generator=torch.Generator().manual_seed(0)).images
     assert x.shape == (4, 1, 28, 28) and torch.isfinite(x).all()
     assert x.min() >= -1 and x.max() <= 1
 
@@ -90,7 +90,7 @@ def test_shipped_checkpoint_samples_digits_of_the_right_shape_and_range():
     assert not model.training
     assert {"config", "seed"} <= set(info)
     x = sample(model, pretrained_schedule(), (4, 1, 28, 28), steps=10, progress=False,
-               generator=torch.Generator().manual_seed(0))
+               generator=torch.Generator().manual_seed(0)).images
     assert x.shape == (4, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
     assert x.std() > 0.1   # not a constant image
 
@@ -104,8 +104,26 @@ def test_shipped_checkpoint_draws_recognisable_digits(mnist_root):
     from dnnl import metrics
 
     images = sample(load_pretrained(), pretrained_schedule(), (128, 1, 28, 28), steps=50, progress=False,
-                    generator=torch.Generator().manual_seed(0))
+                    generator=torch.Generator().manual_seed(0)).images
     q = metrics.sample_quality(images, root=mnist_root)
     assert q["confidence"] >= CONFIDENCE_FLOOR, q
     assert q["not_a_digit"] <= 0.05, q
     assert sum(c > 0 for c in q["class_histogram"]) == 10, q  # every digit appears
+
+
+def test_the_schedule_is_built_directly_from_the_record(tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_bytes(b"")
+    path.with_suffix(".json").write_text(json.dumps({"config": {}}))
+    torch.testing.assert_close(pretrained_schedule(path=path).betas, NoiseSchedule.linear(1000).betas, atol=0, rtol=0)
+    path.with_suffix(".json").write_text(json.dumps({"config": {"schedule": "linear", "T": 300}}))
+    torch.testing.assert_close(pretrained_schedule(path=path).betas, NoiseSchedule.linear(300).betas, atol=0, rtol=0)
+    if (WEIGHTS_DIR / "ddpm_mnist_quick.json").is_file():
+        assert pretrained_schedule().T == pretrained_info()["config"]["T"]
+
+
+def test_a_training_checkpoint_loads_its_ema_weights_on_the_cpu_by_default(tiny_checkpoint):
+    path, ema = tiny_checkpoint
+    model = load_pretrained(path=path, device="cpu")
+    assert next(model.parameters()).device.type == "cpu"
+    torch.testing.assert_close(model.stem.weight, ema.stem.weight, atol=0, rtol=0)

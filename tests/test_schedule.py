@@ -132,7 +132,7 @@ def test_invalid_betas_raise_value_error(betas, match):
 
 
 def test_invalid_constructor_arguments():
-    with pytest.raises(ValueError, match="T must be at least 2"):
+    with pytest.raises(ValueError, match="T must be an int >= 2"):
         NoiseSchedule.linear(T=1)
     with pytest.raises(TypeError, match="T must be an int"):
         NoiseSchedule.linear(T=10.0)
@@ -147,3 +147,24 @@ def test_invalid_constructor_arguments():
 def test_schedule_accepts_float32_betas_but_stores_float64():
     s = NoiseSchedule(torch.linspace(1e-4, 0.02, 1000))
     assert s.betas.dtype == torch.float64
+
+
+def test_to_moves_every_tensor_attribute_including_new_ones():
+    s = NoiseSchedule.linear(T=10)
+    s.extra_buffer = torch.ones(10, dtype=torch.float64)   # a buffer a later version might add
+    s.label = "linear"
+    moved = s.to("meta")
+    assert set(moved.buffers()) == set(s.buffers()) and "extra_buffer" in moved.buffers()
+    for name, value in moved.buffers().items():
+        assert value.device.type == "meta" and value.dtype == torch.float64, name
+    assert moved.T == 10 and moved.label == "linear" and moved.device.type == "meta"
+    back = s.to(torch.device("cpu"))
+    assert all(torch.equal(back.buffers()[n], v) for n, v in s.buffers().items())
+    assert s.betas.device.type == "cpu"   # the original is untouched
+
+
+def test_buffers_lists_every_derived_coefficient():
+    names = set(NoiseSchedule.linear(T=10).buffers())
+    assert {"betas", "alphas", "alpha_bars", "alpha_bars_prev", "sqrt_alpha_bars", "sqrt_one_minus_alpha_bars",
+            "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1",
+            "posterior_mean_coef2"} <= names

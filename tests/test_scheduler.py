@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dnnl.models.ddpm import DDPMScheduler, NoiseSchedule, p_sample_step
+from dnnl.models.ddpm import DDPMScheduler, NoiseSchedule, p_sample_step, timesteps_for
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -119,7 +119,7 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="variance_type"):
         DDPMScheduler(variance_type="learned")
     s = DDPMScheduler()
-    with pytest.raises(ValueError, match=r"num_inference_steps must be in \[1, 1000\]"):
+    with pytest.raises(ValueError, match=r"num_inference_steps must be an int in \[1, 1000\]"):
         s.set_timesteps(0)
     with pytest.raises(TypeError, match="num_inference_steps must be an int"):
         s.set_timesteps(10.0)
@@ -145,3 +145,48 @@ def test_from_schedule_runs_on_any_noise_schedule():
         DDPMScheduler.from_schedule("cosine")
     with pytest.raises(ValueError, match="variance_type"):
         DDPMScheduler.from_schedule(cos, variance_type="learned")
+
+
+def test_timesteps_for_is_diffusers_leading_spacing():
+    for T, n in ((1000, 1000), (1000, 250), (1000, 50), (1000, 7), (1000, 1), (200, 33), (10, 3)):
+        ref = diffusers.DDPMScheduler(num_train_timesteps=T)
+        ref.set_timesteps(n)
+        assert timesteps_for(T, n).tolist() == ref.timesteps.tolist(), (T, n)
+    assert timesteps_for(1000).tolist() == list(range(999, -1, -1))
+
+
+@pytest.mark.parametrize("n", [1000, 50, 7])
+def test_previous_timestep_matches_diffusers(n):
+    ours, ref = DDPMScheduler(), oracle()
+    ours.set_timesteps(n)
+    ref.set_timesteps(n)
+    for t in ours.timesteps.tolist():
+        assert ours.previous_timestep(t) == int(ref.previous_timestep(t)), t
+
+
+def test_step_computes_x0_once(monkeypatch):
+    import importlib
+
+    sample_module = importlib.import_module("dnnl.models.ddpm.sample")  # the module, not the function
+    calls = []
+    real = sample_module._predict_x0
+    monkeypatch.setattr(sample_module, "_predict_x0", lambda *a: calls.append(1) or real(*a))
+    s = DDPMScheduler()
+    s.set_timesteps(10)
+    out = s.step(torch.randn(2, 3), 500, torch.randn(2, 3), generator=torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and out.pred_original_sample.shape == (2, 3)
+
+
+@pytest.mark.parametrize("kwargs", [{"beta_start": 0.5}, {"beta_end": 0.05}, {"beta_start": 1e-4, "beta_end": 0.02}])
+def test_cosine_schedule_refuses_linear_arguments(kwargs):
+    with pytest.raises(ValueError, match=r"beta_(start|end).* only apply to beta_schedule='linear'"):
+        DDPMScheduler(beta_schedule="cosine", **kwargs)
+    with pytest.raises(ValueError, match="only apply to beta_schedule='linear'"):
+        DDPMScheduler(beta_schedule="squaredcos_cap_v2", **kwargs)
+
+
+def test_linear_beta_arguments_are_used():
+    s = DDPMScheduler(num_train_timesteps=100, beta_start=1e-3, beta_end=0.05)
+    torch.testing.assert_close(s.schedule.betas, NoiseSchedule.linear(100, 1e-3, 0.05).betas, atol=0, rtol=0)
+    assert DDPMScheduler(beta_schedule="cosine", num_train_timesteps=100).schedule.betas.equal(
+        NoiseSchedule.cosine(100).betas)

@@ -11,7 +11,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("jupytext")
 
-from dnnl.book import BEGIN, DEFAULT_HINT, chapter_notebook, chapter_paths  # noqa: E402
+from booktools import BEGIN, STUB_MESSAGE, chapter_notebook, chapter_paths, run_notebook  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = [p for p in chapter_paths(ROOT) if re.match(r"^\d\d-", p.name)]
@@ -49,7 +49,7 @@ def test_every_stub_raises_not_implemented_with_a_hint(path):
     assert len(stubs) == regions, f"{path.name}: {regions} solution regions but {len(stubs)} stubs"
     for hint in stubs:
         message = eval(hint, {})  # a plain string literal written by the sync tool  # noqa: S307
-        assert isinstance(message, str) and message.strip() and message != DEFAULT_HINT, (
+        assert isinstance(message, str) and message.strip() and message != STUB_MESSAGE, (
             f"{path.name}: a stub needs a '# HINT: ...' line above its solution (got {hint})")
 
 
@@ -80,12 +80,9 @@ def test_exercise_cells_run_in_a_fresh_kernel(tmp_path, monkeypatch):
                 expected.append((path.name, calls, status) if calls else None)
     assert any(e for e in expected), "no exercise calls a check"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-    monkeypatch.setenv("DNNL_MODE", "quick")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    monkeypatch.setenv("DNNL_OUT", str(tmp_path / "out"))
     monkeypatch.delenv("DNNL_GRADE_TOKEN", raising=False)
-    nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    run_notebook(nb, cwd=tmp_path, timeout=300, allow_errors=True,
+                 env={"DNNL_MODE": "quick", "MPLBACKEND": "Agg", "DNNL_OUT": str(tmp_path / "out")})
     for cell, want in zip(nb.cells, expected):
         errors = [o for o in cell.outputs if o.output_type == "error"]
         assert not errors, f"{cell.source[:300]}\nraised {errors[0].ename}: {errors[0].evalue}"

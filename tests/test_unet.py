@@ -108,3 +108,23 @@ def test_distinct_timesteps_get_distinct_embeddings():
     emb = sinusoidal_embedding(torch.arange(1000), 32)
     dists = torch.cdist(emb, emb) + torch.eye(1000) * 1e9
     assert dists.min() > 1e-3
+
+
+def test_float_inputs_of_other_dtypes_are_cast_to_the_model_dtype():
+    torch.manual_seed(0)
+    model = small()
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 1, 28, 28)
+    ref = model(x, 5)
+    assert ref.dtype == torch.float32
+    for dtype in (torch.float64, torch.float16, torch.bfloat16):
+        out = model(x.to(dtype), 5)
+        assert out.dtype == torch.float32 and out.shape == x.shape, dtype
+        assert torch.allclose(out, model(x.to(dtype).float(), 5)), dtype
+    assert torch.equal(model(x.double(), 5), ref)   # float64 -> float32 is exact for float32-born data
+    double = small().double()
+    assert double(x, 5).dtype == torch.float64
+    for dtype in (torch.long, torch.bool):
+        with pytest.raises(TypeError, match=r"x must be a floating-point tensor"):
+            model(x.to(dtype), 5)

@@ -3,5 +3,9 @@
 Each chapter's exercises call one of these checks right after the cell where you write your function.
 ``list_checks()`` names them in book order; ``python -m dnnl.exercises.grade submissions/`` grades a folder.
 """
-from .checks import __all__  # noqa: F401
+from .checks import __all__ as _checks_all
 from .checks import *  # noqa: F401,F403
+from .ddim_checks import __all__ as _ddim_all
+from .ddim_checks import *  # noqa: F401,F403
+
+__all__ = [*_checks_all, *_ddim_all]

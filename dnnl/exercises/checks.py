@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from ._notebook import STUB_MESSAGE
+
 __all__ = [
     "check_to_model_range",
     "check_q_sample",
@@ -39,7 +41,6 @@ TOKEN_ENV = "DNNL_GRADE_TOKEN"
 STATUSES = ("PASS", "FAIL", "TODO", "ERROR")
 
 _REGISTRY: dict[str, dict] = {}
-_DEFAULT_STUB_MESSAGE = "Replace this line with your solution."  # dnnl.book.DEFAULT_HINT
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -86,7 +87,7 @@ def _run(name: str, hint: str, body: Callable, fn) -> bool:
             tested = body(fn)
     except _Todo as todo:
         msg = str(todo).strip()
-        if not msg or msg == _DEFAULT_STUB_MESSAGE:
+        if not msg or msg == STUB_MESSAGE:
             msg = hint
         print(f"⏳ {name}: not implemented yet. Hint: {msg}")
         print(_marker(name, "TODO"))

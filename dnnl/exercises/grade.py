@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import secrets
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._notebook import run_notebook
 from .checks import STATUSES, TOKEN_ENV, list_checks
 
 NOT_RUN = "NOT RUN"
@@ -86,7 +85,6 @@ def grade_notebook(path: Path, *, timeout: int = 600, mode: str = "quick", kerne
                    name: str | None = None) -> NotebookResult:
     """Execute one notebook in a fresh kernel and read its check verdicts."""
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     result = NotebookResult(name or path.name)
@@ -99,12 +97,10 @@ def grade_notebook(path: Path, *, timeout: int = 600, mode: str = "quick", kerne
     expected = expected_checks(nb)
     token = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="dnnl-grade-") as tmp:
-        env = dict(os.environ, DNNL_MODE=mode, MPLBACKEND="Agg", DNNL_OUT=str(Path(tmp) / "out"),
+        env = dict(DNNL_MODE=mode, MPLBACKEND="Agg", DNNL_OUT=str(Path(tmp) / "out"),
                    PYTHONHASHSEED="0", **{TOKEN_ENV: token})
-        client = NotebookClient(nb, timeout=timeout, kernel_name=kernel_name, allow_errors=False,
-                                resources={"metadata": {"path": tmp}})
-        try:
-            client.execute(env=env, stderr=subprocess.DEVNULL)  # the kernel's own log lines are noise here
+        try:  # quiet: the kernel's own log lines are noise here
+            run_notebook(nb, cwd=tmp, timeout=timeout, env=env, kernel_name=kernel_name, quiet=True)
         except CellExecutionError as err:
             result.error = _summarise_cell_error(nb, err)
         except CellTimeoutError:

@@ -1,5 +1,6 @@
 """DDPM, one concept per module in book order:
-schedule → diffusion → elbo → losses → unet → train → scheduler → sample → pretrained → ideal.
+schedule → diffusion → elbo → losses → unet → train → sample → scheduler → pretrained → ideal
+→ ddim → prediction → ddim_scheduler (the η family, the targets ε/x_0/v, a diffusers-style DDIM scheduler).
 
 Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
 """
@@ -9,12 +10,17 @@ from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_
 from .elbo import discretized_gaussian_log_likelihood, normal_kl, optimal_variances, prior_bpd, vlb_terms
 from .losses import noise_prediction_loss
 from .unet import UNet, sinusoidal_embedding
-from .train import TrainConfig, TrainResult, train
+from .train import TrainConfig, TrainResult, TrainingInterrupted, ema_decay_at, ema_update, lr_factor, train, train_step
+from .checkpoint import load_checkpoint, save_checkpoint
+from .schedule import timesteps_for
+from .sample import SampleOutput, ddim_step, sample
 from .scheduler import DDPMScheduler, SchedulerOutput
-from .sample import make_grid_image, sample, save_gif, save_grid
-from .pretrained import load_pretrained, pretrained_info
+from .pretrained import available_pretrained, load_pretrained, pretrained_info, pretrained_schedule
 from .ideal import ideal_eps, ideal_score, ideal_x0, log_marginal
-from . import utils
+from .ddim import (ddim_inversion_step, ddim_sigma, ddim_step_eta, q_sigma_posterior, rescale_zero_terminal_snr,
+                   respaced_betas, spaced_timesteps, visits_step_T)
+from .prediction import eps_to_x0, prediction_loss_weight, v_from, v_to_eps, v_to_x0, x0_to_eps
+from .ddim_scheduler import DDIMScheduler, DDIMSchedulerOutput
 
 __all__ = [
     "NoiseSchedule",
@@ -23,14 +29,14 @@ __all__ = [
     "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "optimal_variances",
     "noise_prediction_loss",
     "UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train",
-    "DDPMScheduler", "SchedulerOutput",
-    "sample", "save_grid", "save_gif", "make_grid_image", "load_pretrained", "pretrained_info",
+    "train_step", "lr_factor", "ema_decay_at", "ema_update", "TrainingInterrupted",
+    "save_checkpoint", "load_checkpoint",
+    "timesteps_for", "sample", "SampleOutput", "ddim_step", "DDPMScheduler", "SchedulerOutput",
+    "load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained",
     "ideal_eps", "ideal_score", "ideal_x0", "log_marginal",
-    "utils",
+    "ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step", "spaced_timesteps", "visits_step_T",
+    "respaced_betas", "rescale_zero_terminal_snr",
+    "eps_to_x0", "x0_to_eps", "v_from", "v_to_eps", "v_to_x0", "prediction_loss_weight",
+    "DDIMScheduler", "DDIMSchedulerOutput",
 ]
 
-# `python -m dnnl.models.ddpm.train` runs a module this package has already imported; that is intended.
-import warnings as _warnings
-
-_warnings.filterwarnings("ignore", message=r"'dnnl\.models\.ddpm\.train' found in sys\.modules",
-                         category=RuntimeWarning)

@@ -6,46 +6,77 @@ import math
 import torch
 from torch import Tensor
 
-from ._validate import check_range, check_same_shape, check_schedule, check_tensor, randn_like
-from .diffusion import p_mean_variance, predict_x0, q_mean_variance, q_posterior, q_sample
+from ._rng import _check_generator, randn_like
+from ._validate import check_device, check_float, check_range, check_same_shape, check_tensor
+from .schedule import _gather, check_schedule
+from .diffusion import _p_mean_variance, _predict_x0, _q_posterior, _q_sample
 
 LN2 = math.log(2.0)
+_KL_NAMES = ("mean1", "logvar1", "mean2", "logvar2")
+
+
+def _check_broadcast(args: list[Tensor], names) -> None:
+    """Tensors that are 0-d or share one ndim and broadcast to the shape of one of them: no accidents.
+
+    (B, C, H, W) against (B, 1, 1, 1) is fine; (3,) against (3, 1), or (4,) against (4, 1, 4, 4), is not.
+    """
+    shaped = [(a, n) for a, n in zip(args, names) if a.ndim]
+    shapes = ", ".join(f"{n} {tuple(a.shape)}" for a, n in shaped)
+    ndims = {a.ndim for a, _ in shaped}
+    try:
+        out = torch.broadcast_shapes(*(a.shape for a, _ in shaped))
+    except RuntimeError:
+        out = None
+    if len(ndims) > 1 or (shaped and out not in [a.shape for a, _ in shaped]):
+        raise ValueError(f"{', '.join(n for _, n in shaped)} must have one shape, or sizes of 1 where they "
+                         f"broadcast against the largest, or be 0-d (got {shapes})")
 
 
 def normal_kl(mean1, logvar1, mean2, logvar2) -> Tensor:
     """Elementwise KL(N(mean1, e^logvar1) ‖ N(mean2, e^logvar2)) in nats (Eq. @eq-gaussian-kl).
 
-    Arguments broadcast; at least one must be a tensor.
+    At least one argument must be a tensor; Python numbers and 0-d tensors broadcast, and every other
+    tensor has the result's number of dimensions, with size 1 where it broadcasts.
     """
-    ref = next((a for a in (mean1, logvar1, mean2, logvar2) if isinstance(a, Tensor)), None)
+    values = (mean1, logvar1, mean2, logvar2)
+    ref = next((a for a in values if isinstance(a, Tensor)), None)
     if ref is None:
         raise TypeError("normal_kl needs at least one torch.Tensor argument (got only Python numbers)")
-    names = ("mean1", "logvar1", "mean2", "logvar2")
     args = []
-    for name, a in zip(names, (mean1, logvar1, mean2, logvar2)):
+    for name, a in zip(_KL_NAMES, values):
         if isinstance(a, Tensor):
             check_tensor(a, name)
-        elif isinstance(a, bool) or not isinstance(a, (int, float)):
-            raise TypeError(f"{name} must be a tensor or a number (got {type(a).__name__})")
         else:
-            a = torch.tensor(float(a), dtype=ref.dtype, device=ref.device)
+            a = torch.tensor(check_float(a, name), dtype=ref.dtype, device=ref.device)
         args.append(a)
-    m1, lv1, m2, lv2 = args
+    _check_broadcast(args, _KL_NAMES)
+    return _normal_kl(*args)
+
+
+def _normal_kl(m1: Tensor, lv1: Tensor, m2, lv2) -> Tensor:
     return 0.5 * (-1.0 + lv2 - lv1 + torch.exp(lv1 - lv2) + (m1 - m2) ** 2 * torch.exp(-lv2))
 
 
-def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
+def discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale) -> Tensor:
     """Elementwise log-probability (nats) of 8-bit data x ∈ [−1, 1] under N(mean, e^{2·log_scale}) (Eq. @eq-decoder).
 
     Each of the 256 levels owns a bin of width 2/255; the two edge bins extend to ±∞.
     Φ is computed exactly with ``torch.special.ndtr``/``log_ndtr`` (not the tanh approximation).
+    ``log_scale`` is a number or a tensor that is 0-d or broadcasts to x's shape.
     """
     check_tensor(x, "x")
     check_tensor(mean, "mean")
     check_same_shape(x, "x", mean, "mean")
-    log_scale = check_tensor(log_scale, "log_scale") if isinstance(log_scale, Tensor) else torch.as_tensor(
-        float(log_scale), dtype=x.dtype, device=x.device)
+    if isinstance(log_scale, Tensor):
+        check_tensor(log_scale, "log_scale")
+        _check_broadcast([x, log_scale], ("x", "log_scale"))
+    else:
+        log_scale = torch.as_tensor(check_float(log_scale, "log_scale"), dtype=x.dtype, device=x.device)
     check_range(x, "x")
+    return _discretized_gaussian_log_likelihood(x, mean, log_scale)
+
+
+def _discretized_gaussian_log_likelihood(x: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
     centered = x - mean
     inv_std = torch.exp(-log_scale)
     upper = inv_std * (centered + 1.0 / 255.0)
@@ -61,17 +92,31 @@ def _mean_flat(x: Tensor) -> Tensor:
 
 
 def prior_bpd(schedule, x0: Tensor) -> Tensor:
-    """L_T = KL(q(x_T | x_0) ‖ N(0, I)) in bits/dim, one value per example (Eq. @eq-prior-term)."""
-    check_schedule(schedule)
-    check_tensor(x0, "x0", min_ndim=1)
-    mean, _, log_variance = q_mean_variance(schedule, x0, schedule.T - 1)
-    return _mean_flat(normal_kl(mean, log_variance, 0.0, 0.0)) / LN2
+    """L_T = KL(q(x_T | x_0) ‖ N(0, I)) in bits/dim, one value per example (Eq. @eq-prior-term).
 
-
-def _check_inputs(schedule, eps_fn, x0) -> None:
+    ``x0`` is image data in [−1, 1], the scale the schedule is built for, with a batch dimension.
+    """
     check_schedule(schedule)
-    check_tensor(x0, "x0", min_ndim=1)
+    check_tensor(x0, "x0", min_ndim=1, nonempty=True)
+    check_device(schedule, x0, "x0")
     check_range(x0, "x0")
+    return _prior_bpd(schedule, x0)
+
+
+def _prior_bpd(schedule, x0: Tensor) -> Tensor:
+    last = schedule.T - 1
+    mean = _gather(schedule.sqrt_alpha_bars, last, x0) * x0
+    log_variance = _gather(torch.log1p(-schedule.alpha_bars), last, x0)
+    zero = mean.new_zeros(())
+    return _mean_flat(_normal_kl(mean, log_variance, zero, zero)) / LN2
+
+
+def _check_inputs(schedule, eps_fn, x0, generator) -> None:
+    check_schedule(schedule)
+    check_tensor(x0, "x0", min_ndim=1, nonempty=True)
+    check_device(schedule, x0, "x0")
+    check_range(x0, "x0")
+    _check_generator(generator)
     if not callable(eps_fn):
         raise TypeError(f"eps_fn must be callable as eps_fn(xt, t) (got {type(eps_fn).__name__})")
 
@@ -84,7 +129,7 @@ def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, 
         steps = tqdm(steps, desc=desc, leave=False)
     for i in steps:
         t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
-        xt = q_sample(schedule, x0, t, randn_like(x0, generator))
+        xt = _q_sample(schedule, x0, t, randn_like(x0, generator))
         eps = eps_fn(xt, t)
         check_tensor(eps, "eps_fn(xt, t)")
         check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
@@ -92,8 +137,9 @@ def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, 
 
 
 def _check_variances(variances, T: int) -> Tensor:
-    if not isinstance(variances, Tensor):
-        raise TypeError(f"variances must be a tensor of shape (T,) = ({T},) (got {type(variances).__name__})")
+    if not isinstance(variances, Tensor) or variances.is_complex():
+        kind = f"dtype {variances.dtype}" if isinstance(variances, Tensor) else type(variances).__name__
+        raise TypeError(f"variances must be a tensor of shape (T,) = ({T},), real and > 0 (got {kind})")
     if variances.shape != (T,):
         raise ValueError(f"variances must have shape (T,) = ({T},) (got {tuple(variances.shape)})")
     if not (torch.isfinite(variances).all() and (variances > 0).all()):
@@ -111,11 +157,11 @@ def optimal_variances(schedule, eps_fn, x0: Tensor, *, generator=None, clip: boo
     the discretised decoder, has no such closed form and keeps the fixed σ² = β̃ at paper step 2.
     Returns float64 (T,), for ``vlb_terms(..., variances=...)``.
     """
-    _check_inputs(schedule, eps_fn, x0)
+    _check_inputs(schedule, eps_fn, x0, generator)
     sq_err = torch.zeros(schedule.T, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
         for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 1, "optimal variances", progress):
-            x0_hat = predict_x0(schedule, xt, t, eps)
+            x0_hat = _predict_x0(schedule, xt, t, eps)
             if clip:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
             sq_err[i] = (x0.double() - x0_hat.double()).pow(2).mean()
@@ -133,21 +179,21 @@ def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = Fals
     and ``total_bpd`` (B,). Each term uses a fresh draw of x_t. The reverse variances are β̃_t (log
     clipped at t = 0) unless ``variances`` (T,) gives others, e.g. from :func:`optimal_variances`.
     """
-    _check_inputs(schedule, eps_fn, x0)
+    _check_inputs(schedule, eps_fn, x0, generator)
     if variances is not None:
         log_variances = _check_variances(variances, schedule.T).to(x0.device).log()
     terms = torch.zeros(x0.shape[0], schedule.T, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
         for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 0, "VLB terms", progress):
-            mean, _, log_variance = p_mean_variance(schedule, eps, xt, t, clip=clip)
+            mean, _, log_variance = _p_mean_variance(schedule, eps, xt, t, clip)
             if variances is not None:
                 log_variance = log_variances[i].to(mean.dtype).expand_as(mean)
             if i == 0:
-                nll = -discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance)
+                nll = -_discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance)
                 terms[:, 0] = _mean_flat(nll).double() / LN2
             else:
-                true_mean, _, true_log_variance = q_posterior(schedule, x0, xt, t)
-                kl = normal_kl(true_mean, true_log_variance, mean, log_variance)
+                true_mean, _, true_log_variance = _q_posterior(schedule, x0, xt, t)
+                kl = _normal_kl(true_mean, true_log_variance, mean, log_variance)
                 terms[:, i] = _mean_flat(kl).double() / LN2
-        prior = prior_bpd(schedule, x0).double()
+        prior = _prior_bpd(schedule, x0).double()
     return {"prior_bpd": prior, "terms_bpd": terms, "total_bpd": prior + terms.sum(dim=1)}

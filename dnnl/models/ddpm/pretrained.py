@@ -1,7 +1,8 @@
 """Shipped checkpoints: a U-Net trained on MNIST by this package's own loop, ready to sample (chapter 4).
 
 Each checkpoint ``weights/<name>.pt`` (a ``weights_only`` state dict of the EMA weights) comes with
-``weights/<name>.json``: the training config, steps, seed, wall time, machine and sample-quality numbers.
+``weights/<name>.json``: the U-Net arguments (``model``), the training config, steps, seed, wall time,
+machine and sample-quality numbers.
 """
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from pathlib import Path
 
 import torch
 
+from ... import resolve_device
+from .checkpoint import load_checkpoint
 from .schedule import NoiseSchedule
-from .train import TrainConfig
 from .unet import UNet
 
 __all__ = ["load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained", "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-_STATE_KEYS = ("ema", "ema_model", "model")  # in a full training checkpoint, the EMA weights come first
+_SCHEDULES = ("linear", "cosine")
 
 
 def available_pretrained() -> list[str]:
@@ -29,6 +31,8 @@ def available_pretrained() -> list[str]:
 
 def _paths(name: str, path: str | os.PathLike | None) -> tuple[Path, Path]:
     if path is not None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError(f"path must be a str or os.PathLike (got {type(path).__name__})")
         weights = Path(path)
     else:
         if not isinstance(name, str) or not name or Path(name).name != name:
@@ -41,57 +45,64 @@ def _paths(name: str, path: str | os.PathLike | None) -> tuple[Path, Path]:
         shipped = ", ".join(available_pretrained()) or "none"
         raise FileNotFoundError(f"pretrained checkpoint {name!r} is incomplete: missing {', '.join(missing)}. "
                                 f"Shipped checkpoints: {shipped}. Train one with "
-                                "`python -m dnnl.models.ddpm.train --preset quick --out DIR` and pass path=.")
+                                "`python -m dnnl.models.ddpm --preset quick --out DIR` and pass path=.")
     return weights, record
 
 
 def pretrained_info(name: str = "ddpm_mnist_quick", *, path: str | os.PathLike | None = None) -> dict:
-    """The JSON record of a checkpoint: config, steps, seed, wall time, machine, quality numbers."""
-    return json.loads(_paths(name, path)[1].read_text())
+    """The JSON record of a checkpoint: U-Net arguments, config, steps, seed, wall time, machine, quality."""
+    record = _paths(name, path)[1]
+    try:
+        info = json.loads(record.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"the checkpoint record {record} is not valid JSON: {err}") from err
+    if not isinstance(info, dict):
+        raise ValueError(f"the checkpoint record {record} must hold a JSON object (got {type(info).__name__})")
+    return info
 
 
 def pretrained_schedule(name: str = "ddpm_mnist_quick", *, path: str | os.PathLike | None = None) -> NoiseSchedule:
-    """The noise schedule the checkpoint was trained with (``schedule`` and ``T`` of its config)."""
+    """The noise schedule the checkpoint was trained with: ``schedule`` ('linear') and ``T`` (1000) of its config."""
     config = pretrained_info(name, path=path).get("config") or {}
-    return TrainConfig(**{key: config[key] for key in ("schedule", "T") if key in config}).build_schedule()
+    kind, T = config.get("schedule", "linear"), config.get("T", 1000)
+    if kind not in _SCHEDULES:
+        raise ValueError(f"the record's config.schedule must be 'linear' or 'cosine' (got {kind!r})")
+    return getattr(NoiseSchedule, kind)(T)
 
 
 def _unet_kwargs(info: dict) -> dict:
-    """UNet constructor arguments from the record: ``info["model"]``, else matching keys of ``info["config"]``."""
+    """UNet constructor arguments from the record's ``model`` entry."""
+    kwargs = info.get("model")
     allowed = set(inspect.signature(UNet).parameters)
-    for source in (info.get("model"), (info.get("config") or {}).get("model"), info.get("config")):
-        if isinstance(source, dict):
-            kwargs = {k: v for k, v in source.items() if k in allowed}
-            if "channels" in kwargs:
-                kwargs["channels"] = tuple(kwargs["channels"])
-                return kwargs
-    raise ValueError("the checkpoint record has no U-Net config: expected a 'model' (or 'config') entry "
-                     f"with UNet arguments such as 'channels' (found keys {sorted(info)})")
-
-
-def _state_dict(blob) -> dict:
-    if isinstance(blob, dict):
-        for key in _STATE_KEYS:
-            if isinstance(blob.get(key), dict):
-                return blob[key]
-    return blob
+    if not isinstance(kwargs, dict) or "channels" not in kwargs:
+        raise ValueError("the checkpoint record has no U-Net config: expected a 'model' entry with UNet "
+                         f"arguments such as 'channels' (found keys {sorted(info)})")
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"the record's 'model' entry has keys UNet does not take: {unknown} "
+                         f"(UNet takes {sorted(allowed)})")
+    return dict(kwargs, channels=tuple(kwargs["channels"]))
 
 
 def load_pretrained(name: str = "ddpm_mnist_quick", device: torch.device | str | None = None, *,
                     path: str | os.PathLike | None = None) -> UNet:
     """The EMA U-Net of a shipped checkpoint, in eval mode on ``device`` (default: the CPU); ``.info`` is its record.
 
-    ``path`` loads ``<path>`` and its ``.json`` record instead of a shipped name. Sample from it with
-    ``sample(model, NoiseSchedule.linear(), (16, 1, 28, 28), steps=100)``.
+    ``path`` loads ``<path>`` and its ``.json`` record instead of a shipped name: a bare state dict, or a
+    training checkpoint, whose ``ema`` weights load. Sample from it with
+    ``sample(model, pretrained_schedule(), (16, 1, 28, 28), steps=100).images``.
     """
+    device = torch.device("cpu") if device is None else resolve_device(device)
     weights, _ = _paths(name, path)
     info = pretrained_info(name, path=path)
     model = UNet(**_unet_kwargs(info))
-    state = _state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    state = load_checkpoint(weights, map_location="cpu")  # weights_only; a clear error for a damaged file
+    if isinstance(state.get("ema"), dict):
+        state = state["ema"]  # a training checkpoint: its EMA weights
     try:
         model.load_state_dict(state)
-    except RuntimeError as err:
+    except (RuntimeError, TypeError, AttributeError) as err:
         raise ValueError(f"the weights in {weights} do not fit the U-Net described in {weights.with_suffix('.json')}: "
                          f"{err}") from err
     model.info = info  # the JSON record travels with the model
-    return model.to(device if device is not None else "cpu").eval()
+    return model.to(device).eval()

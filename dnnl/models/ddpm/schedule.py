@@ -10,12 +10,29 @@ import math
 import torch
 from torch import Tensor
 
-from ._validate import check_device, check_t, check_tensor
+from ._validate import check_device, check_float, check_int, check_t, check_tensor
 
-_BUFFERS = (
-    "betas", "alphas", "alpha_bars", "alpha_bars_prev", "sqrt_alpha_bars", "sqrt_one_minus_alpha_bars",
-    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
-)
+
+def check_schedule(schedule, name: str = "schedule") -> "NoiseSchedule":
+    """``schedule`` is a :class:`NoiseSchedule`."""
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"{name} must be a NoiseSchedule (got {type(schedule).__name__}); "
+                        "build one with NoiseSchedule.linear() or NoiseSchedule.cosine()")
+    return schedule
+
+
+def _gather(values: Tensor, t, like: Tensor) -> Tensor:
+    """``values[t]`` cast to ``like``'s dtype and device, shaped to broadcast against it. No checks.
+
+    ``t`` is a Python int or an int64 tensor of shape () or (B,), already in range. No host–device
+    sync when ``values`` and a tensor ``t`` live on ``like``'s device.
+    """
+    if isinstance(t, Tensor) and t.device != values.device:
+        t = t.to(values.device)
+    out = values[t].to(device=like.device, dtype=like.dtype)
+    if out.ndim == 0:
+        return out.reshape((1,) * like.ndim)
+    return out.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
 class NoiseSchedule:
@@ -28,15 +45,8 @@ class NoiseSchedule:
     """
 
     def __init__(self, betas, *, _min_steps: int = 2):
-        if isinstance(betas, Tensor):
-            betas = betas.detach()
-            device = betas.device
-        else:
-            device = torch.device("cpu")
-        try:
-            betas = torch.as_tensor(betas, dtype=torch.float64, device=device)
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(f"betas must be a 1-D sequence or tensor of floats (got {type(betas).__name__})") from err
+        betas = _as_betas(betas)
+        device = betas.device
         if betas.ndim != 1:
             raise ValueError(f"betas must be 1-D (got shape {tuple(betas.shape)})")
         if betas.numel() < _min_steps:
@@ -64,19 +74,20 @@ class NoiseSchedule:
     @classmethod
     def linear(cls, T: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> "NoiseSchedule":
         """β rising linearly from ``beta_start`` to ``beta_end`` (Ho et al.; Eq. @eq-linear-schedule)."""
-        _check_T(T)
-        if not 0 < beta_start <= beta_end < 1:
-            raise ValueError(f"need 0 < beta_start <= beta_end < 1 (got beta_start={beta_start}, beta_end={beta_end})")
+        T = check_int(T, "T", low=2)
+        beta_start = check_float(beta_start, "beta_start", low=0, high=1, open_low=True, open_high=True)
+        beta_end = check_float(beta_end, "beta_end", low=0, high=1, open_low=True, open_high=True)
+        if beta_start > beta_end:
+            raise ValueError(f"beta_start must be <= beta_end, both in (0, 1) "
+                             f"(got beta_start={beta_start}, beta_end={beta_end})")
         return cls(torch.linspace(beta_start, beta_end, T, dtype=torch.float64))
 
     @classmethod
     def cosine(cls, T: int = 1000, s: float = 0.008, max_beta: float = 0.999) -> "NoiseSchedule":
         """ᾱ_t = f(t)/f(0) with f(t) = cos²((t/T + s)/(1 + s)·π/2), β clipped at ``max_beta`` (Eq. @eq-cosine-schedule)."""
-        _check_T(T)
-        if not s >= 0:
-            raise ValueError(f"s must be >= 0 (got {s})")
-        if not 0 < max_beta < 1:
-            raise ValueError(f"max_beta must lie in (0, 1) (got {max_beta})")
+        T = check_int(T, "T", low=2)
+        s = check_float(s, "s", low=0)
+        max_beta = check_float(max_beta, "max_beta", low=0, high=1, open_low=True, open_high=True)
         steps = torch.arange(T + 1, dtype=torch.float64) / T
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
@@ -88,7 +99,8 @@ class NoiseSchedule:
 
         Its β_i = 1 − ᾱ[τ_i]/ᾱ[τ_{i−1}] are the effective steps of the shorter chain (Eq. @eq-respaced-beta).
         """
-        taus = torch.as_tensor(timesteps, dtype=torch.long).flatten().unique(sorted=True)
+        check_schedule(schedule)
+        taus = _as_timesteps(timesteps)
         check_t(taus, schedule.T, name="timesteps")
         ab = schedule.alpha_bars[taus.to(schedule.device)]
         ab_prev = torch.cat([ab.new_ones(1), ab[:-1]])
@@ -99,12 +111,18 @@ class NoiseSchedule:
     def device(self) -> torch.device:
         return self.betas.device
 
+    def buffers(self) -> dict[str, Tensor]:
+        """Every float64 (T,) buffer of the schedule, by name (each tensor attribute, in definition order)."""
+        return {name: value for name, value in vars(self).items() if isinstance(value, Tensor)}
+
     def to(self, device) -> "NoiseSchedule":
-        """A copy whose buffers live on ``device`` (still float64)."""
-        new = object.__new__(NoiseSchedule)
-        new.T = self.T
-        for name in _BUFFERS:
-            setattr(new, name, getattr(self, name).to(device))
+        """A copy with every tensor attribute on ``device`` (still float64); other attributes are shared."""
+        if isinstance(device, torch.dtype):
+            raise TypeError(f"device must be a device such as 'cuda' (got the dtype {device}); "
+                            "the schedule stays float64 and gather() casts to the data's dtype")
+        new = object.__new__(type(self))
+        new.__dict__.update({name: value.to(device) if isinstance(value, Tensor) else value
+                             for name, value in vars(self).items()})
         return new
 
     def snr(self) -> Tensor:
@@ -116,16 +134,25 @@ class NoiseSchedule:
 
         The result broadcasts against ``like``: shape (B, 1, …, 1) for a (B,) ``t``, all ones for an int.
         """
-        check_tensor(like, "x")
-        values = getattr(self, buffer) if isinstance(buffer, str) else buffer
-        check_device(self, like, "x")
+        check_tensor(like, "like")
+        check_device(self, like, "like")
+        values = self._buffer(buffer)
         t = check_t(t, self.T, batch=like.shape[0] if like.ndim else None)
-        out = values[t.to(values.device)].to(device=like.device, dtype=like.dtype)
-        if t.ndim == 0:
-            return out.reshape((1,) * like.ndim)
-        if like.ndim == 0:
+        if isinstance(t, Tensor) and t.ndim == 1 and like.ndim == 0:
             raise ValueError(f"a batch of timesteps (shape {tuple(t.shape)}) needs batched data, got a scalar")
-        return out.reshape((-1,) + (1,) * (like.ndim - 1))
+        return _gather(values, t, like)
+
+    def _buffer(self, buffer) -> Tensor:
+        if isinstance(buffer, str):
+            names = self.buffers()
+            if buffer not in names:
+                raise ValueError(f"buffer must be one of {', '.join(names)} (got {buffer!r})")
+            return names[buffer]
+        check_tensor(buffer, "buffer")
+        if buffer.shape != (self.T,):
+            raise ValueError(f"buffer must be a name or a tensor of shape (T,) = ({self.T},) "
+                             f"(got shape {tuple(buffer.shape)})")
+        return buffer
 
     def __len__(self) -> int:
         return self.T
@@ -135,8 +162,47 @@ class NoiseSchedule:
                 f"alpha_bar[T-1]={self.alpha_bars[-1].item():.4g})")
 
 
-def _check_T(T) -> None:
-    if isinstance(T, bool) or not isinstance(T, int):
-        raise TypeError(f"T must be an int (got {type(T).__name__})")
-    if T < 2:
-        raise ValueError(f"T must be at least 2 (got {T})")
+def _as_betas(betas) -> Tensor:
+    """``betas`` as a float64 tensor on its own device (CPU for a sequence); complex or non-numbers refused."""
+    if isinstance(betas, Tensor):
+        if betas.is_complex() or betas.dtype == torch.bool:
+            raise TypeError(f"betas must be real floats (got a tensor of dtype {betas.dtype})")
+        return betas.detach().to(torch.float64)
+    if isinstance(betas, (str, bytes)):
+        raise TypeError(f"betas must be a 1-D sequence or tensor of floats (got {type(betas).__name__})")
+    try:
+        return torch.as_tensor(betas, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"betas must be a 1-D sequence or tensor of real floats (got {type(betas).__name__}: "
+                        f"{err})") from err
+
+
+def _as_timesteps(timesteps) -> Tensor:
+    """Sorted unique int64 timesteps; floats (which would be truncated) and bools are refused."""
+    try:
+        taus = torch.as_tensor(timesteps)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"timesteps must be a sequence or tensor of ints (got {type(timesteps).__name__})") from err
+    if taus.numel() == 0:
+        raise ValueError("timesteps must hold at least one step (got none)")
+    if taus.is_floating_point() or taus.is_complex() or taus.dtype == torch.bool:
+        raise TypeError(f"timesteps must be integers (got dtype {taus.dtype}); a float step such as 1.5 "
+                        "has no index in the schedule")
+    return taus.long().flatten().unique(sorted=True)
+
+
+_SPACINGS = ("leading",)
+
+
+def timesteps_for(T, steps=None, *, spacing: str = "leading") -> Tensor:
+    """The descending 0-based timesteps that a ``steps``-step sampler visits on a T-step schedule.
+
+    ``"leading"`` (diffusers' default in ``DDPMScheduler.set_timesteps``): ``steps`` timesteps
+    ``T // steps`` apart, starting at 0 (50 of 1000: 980, 960, …, 0). ``steps=None`` visits all T.
+    Returns an int64 CPU tensor of shape (steps,).
+    """
+    T = check_int(T, "T", low=1)
+    steps = T if steps is None else check_int(steps, "steps", low=1, high=T)
+    if spacing not in _SPACINGS:
+        raise ValueError(f"spacing must be one of {list(_SPACINGS)} (got {spacing!r})")
+    return (torch.arange(steps, dtype=torch.long) * (T // steps)).flip(0)

@@ -7,10 +7,13 @@ Each level halves the image side, so a side of 28 with three levels runs 28 -> 1
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ._validate import check_float, check_int
 
 __all__ = ["UNet", "sinusoidal_embedding"]
 
@@ -19,9 +22,16 @@ def sinusoidal_embedding(t: torch.Tensor | int, dim: int, max_period: float = 10
     """Sinusoidal embedding of timesteps (Eq. @eq-ch4-time-embedding): (B,) -> (B, dim) float32, [sin | cos].
 
     Frequency k of dim/2 is max_period^(-k/(dim/2)), so low k changes fast with t and high k slowly.
+    ``t`` is a number or a real tensor of shape () or (B,); ``max_period`` > 0.
     """
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim % 2:
+    if check_int(dim, "dim", low=2) % 2:
         raise ValueError(f"dim must be an even int >= 2 (got {dim!r})")
+    max_period = check_float(max_period, "max_period", low=0, open_low=True)
+    if isinstance(t, torch.Tensor):
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must be a real tensor or a number (got dtype {t.dtype})")
+    elif isinstance(t, bool) or not isinstance(t, numbers.Real):
+        raise TypeError(f"t must be a real tensor or a number (got {type(t).__name__} {t!r})")
     t = torch.as_tensor(t)
     if t.dim() == 0:
         t = t[None]
@@ -114,14 +124,14 @@ class UNet(nn.Module):
                  num_res_blocks: int = 1, attention: bool = True, time_dim: int | None = None,
                  groups: int = 8, heads: int = 4, dropout: float = 0.0, image_size: int | None = None):
         super().__init__()
-        channels = tuple(channels)
-        if not channels or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels):
-            raise ValueError(f"channels must be a non-empty tuple of positive ints (got {channels!r})")
-        bad = [c for c in channels if c % groups]
-        if bad:
-            raise ValueError(f"every entry of channels must be divisible by groups={groups} (got {channels})")
-        if num_res_blocks < 1:
-            raise ValueError(f"num_res_blocks must be >= 1 (got {num_res_blocks})")
+        channels, groups, heads = _check_widths(channels, groups, heads)
+        in_channels, out_channels = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
+        num_res_blocks = check_int(num_res_blocks, "num_res_blocks")
+        if not isinstance(attention, bool):
+            raise TypeError(f"attention must be True or False (got {type(attention).__name__} {attention!r})")
+        time_dim = None if time_dim is None else check_int(time_dim, "time_dim")
+        dropout = check_float(dropout, "dropout", low=0, high=1, open_high=True)
+        image_size = None if image_size is None else check_int(image_size, "image_size")
         self.in_channels, self.out_channels, self.channels = in_channels, out_channels, channels
         self.num_res_blocks = num_res_blocks
         self.factor = 2 ** (len(channels) - 1)
@@ -167,27 +177,46 @@ class UNet(nn.Module):
                              f"or pad the images (e.g. 28 -> 32).")
 
     def _timesteps(self, t: torch.Tensor | int, batch: int, device: torch.device) -> torch.Tensor:
-        if isinstance(t, bool) or not isinstance(t, (int, torch.Tensor)):
+        """t as an int64 (B,) tensor on ``device``, without a host–device sync.
+
+        The sign of t is checked for an int and for a CPU tensor; reading an accelerator tensor's
+        values would wait for the device, so there only the dtype and shape are checked.
+        """
+        if isinstance(t, numbers.Integral) and not isinstance(t, bool):
+            if not 0 <= t < 2**63:
+                raise ValueError(f"t must be >= 0 and fit in int64 (got {t}); code timesteps run 0..T-1")
+            return torch.full((batch,), int(t), dtype=torch.long, device=device)
+        if not isinstance(t, torch.Tensor):
             raise TypeError(f"t must be an int or an int64 tensor of shape (B,) (got {type(t).__name__})")
-        t = torch.as_tensor(t, device=device)
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"t must hold integer timesteps (int64), not {t.dtype}")
         if t.dim() == 0 or t.shape == (1,):
             t = t.reshape(()).expand(batch)
         if t.shape != (batch,):
             raise ValueError(f"t must be a scalar or have shape (B,) = ({batch},) (got shape {tuple(t.shape)})")
-        if t.numel() and t.min() < 0:
-            raise ValueError(f"t must be >= 0 (got min {t.min().item()}); code timesteps run 0..T-1")
-        return t.long()
+        if t.device.type == "cpu" and t.numel() and int(t.min()) < 0:
+            raise ValueError(f"t must be >= 0 (got min {int(t.min())}); code timesteps run 0..T-1")
+        return t.to(device=device, dtype=torch.long)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
-        """x (B, C, H, W) and int64 t (B,) (or one int for the whole batch) -> ε prediction (B, C, H, W)."""
+    def _input(self, x) -> torch.Tensor:
+        """x checked as (B, in_channels, H, W) floats and cast to the model's dtype (fp32 inputs pass unchanged)."""
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must be a tensor of shape (B, C, H, W) (got {shape})")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating-point tensor (got dtype {x.dtype}); the U-Net computes in "
+                            f"{self.stem.weight.dtype} and casts other float inputs to it")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"x has {x.shape[1]} channels but the U-Net expects in_channels={self.in_channels}")
+            raise ValueError(f"x must have in_channels={self.in_channels} channels (got {x.shape[1]})")
         self._check_side(x.shape[2], x.shape[3])
+        return x.to(self.stem.weight.dtype)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """x (B, C, H, W) and int64 t (B,) (or one int for the whole batch) -> ε prediction (B, C, H, W).
+
+        Float inputs of another dtype are cast to the model's dtype, which is the output's dtype.
+        """
+        x = self._input(x)
         t = self._timesteps(t, x.shape[0], x.device)
 
         temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))
@@ -205,3 +234,18 @@ class UNet(nn.Module):
                 h = blk(h, temb)
             h = up(h)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def _check_widths(channels, groups, heads) -> tuple[tuple[int, ...], int, int]:
+    """channels as a non-empty tuple of positive ints, each divisible by groups; groups and heads >= 1."""
+    if isinstance(channels, (numbers.Number, str, bytes)) or not hasattr(channels, "__iter__"):
+        raise TypeError(f"channels must be a tuple of positive ints, one width per level, such as (16, 32, 64) "
+                        f"(got {type(channels).__name__} {channels!r})")
+    channels = tuple(channels)
+    if not channels:
+        raise ValueError("channels must be a non-empty tuple of positive ints (got ())")
+    channels = tuple(check_int(c, f"channels[{i}]") for i, c in enumerate(channels))
+    groups, heads = check_int(groups, "groups"), check_int(heads, "heads")
+    if any(c % groups for c in channels):
+        raise ValueError(f"every entry of channels must be divisible by groups={groups} (got {channels})")
+    return channels, groups, heads
