@@ -19,18 +19,15 @@ ckpt_module = importlib.import_module("dnnl.models.ddpm.checkpoint")
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from _train_helpers import one_thread  # noqa: E402,F401
+from _train_helpers import tiny as _tiny  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(root, out, **kw):
-    base = dict(channels=(8, 16, 16), steps=12, batch_size=16, subset=64, lr=1e-3, warmup=5, dropout=0.1,
-                data_root=str(root), out_dir=str(out), log_every=3, checkpoint_every=4)
-    return TrainConfig(**{**base, **kw})
+    """The shared tiny run, shorter, logging and saving often so that faults land between saves."""
+    return _tiny(root, out, **{"steps": 12, "log_every": 3, "checkpoint_every": 4, **kw})
 
 
 def all_finite(state):
