@@ -10,8 +10,9 @@ import torch
 
 from dnnl.models.ddpm import NoiseSchedule, ddim_step, p_sample_step, predict_x0, q_posterior, q_sample, \
     timesteps_for
-from dnnl.models.ddpm.ddim import SPACINGS, ddim_inversion_step, ddim_sigma, ddim_step_eta, q_sigma_posterior, \
-    rescale_zero_terminal_snr, respaced_betas, spaced_timesteps, visits_step_T
+from dnnl.models.ddpm.schedule import SPACINGS
+from dnnl.models.ddpm.ddim import ddim_inversion_step, ddim_sigma, ddim_step_eta, q_sigma_posterior, \
+    rescale_zero_terminal_snr, respaced_betas, visits_step_T
 
 diffusers = pytest.importorskip("diffusers")
 
@@ -88,7 +89,7 @@ def test_clip_recomputes_eps_from_the_clipped_x0():
 def test_step_matches_diffusers(n, spacing, clip, eta):
     ref = oracle(spacing=spacing, clip=clip)
     ref.set_timesteps(n)
-    taus = spaced_timesteps(1000, n, spacing=spacing)
+    taus = timesteps_for(1000, n, spacing=spacing)
     assert taus.tolist() == ref.timesteps.tolist()
     x = randn(2, 1, 4, 4, seed=n) * 1.2
     worst = 0.0
@@ -144,7 +145,7 @@ def test_inversion_round_trip_with_the_exact_eps_of_a_linear_function():
     b = lambda t: 0.05 * math.sin(t / 50)
     eps = lambda x, t: k(t) * x + b(t)
     x0 = randn(3, 10, seed=13).clamp(-1, 1)
-    chain = spaced_timesteps(1000, 25, spacing="trailing").flip(0).tolist()   # 39, 79, ..., 999
+    chain = timesteps_for(1000, 25, spacing="trailing").flip(0).tolist()   # 39, 79, ..., 999
     x, t = x0, -1
     for t_next in chain:  # encode with the exact ε at the *new* point: x_next = A x + B (k x_next + b)
         A, B = _affine(t, t_next, x)
@@ -164,7 +165,7 @@ def test_naive_inversion_error_shrinks_with_more_steps():
     x0 = randn(2000, seed=14)
     errors = {}
     for n in (10, 100):
-        chain = spaced_timesteps(1000, n, spacing="trailing").flip(0).tolist()
+        chain = timesteps_for(1000, n, spacing="trailing").flip(0).tolist()
         x, prev = x0, -1
         for t in chain:
             e = S.sqrt_one_minus_alpha_bars[prev] * x if prev >= 0 else torch.zeros_like(x)
@@ -218,11 +219,11 @@ def test_q_sigma_marginal_monte_carlo(eta):
 # ----------------------------------------------------------------- spacing rules
 @pytest.mark.parametrize("spacing", SPACINGS)
 @pytest.mark.parametrize("T", [1000, 999, 50, 7])
-def test_spaced_timesteps_match_diffusers(spacing, T):
+def test_timesteps_for_match_diffusers(spacing, T):
     ref = diffusers.DDIMScheduler(num_train_timesteps=T, timestep_spacing=spacing)
     for n in sorted({1, 2, 3, 7, 10, 13, 29, 50, T // 2, T} & set(range(1, T + 1))):
         ref.set_timesteps(n)
-        ours, theirs = spaced_timesteps(T, n, spacing=spacing).tolist(), ref.timesteps.tolist()
+        ours, theirs = timesteps_for(T, n, spacing=spacing).tolist(), ref.timesteps.tolist()
         if len(theirs) == n + 1:  # diffusers' trailing np.arange sometimes adds a spurious -1
             assert spacing == "trailing" and theirs[-1] == -1, (T, n)
             theirs = theirs[:-1]
@@ -233,31 +234,31 @@ def test_trailing_extra_step_quirk_is_real_and_dropped():
     ref = diffusers.DDIMScheduler(num_train_timesteps=50, timestep_spacing="trailing")
     ref.set_timesteps(29)
     assert len(ref.timesteps) == 30 and int(ref.timesteps[-1]) == -1
-    assert len(spaced_timesteps(50, 29, spacing="trailing")) == 29
+    assert len(timesteps_for(50, 29, spacing="trailing")) == 29
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
-def test_spaced_timesteps_are_valid_chains(spacing):
+def test_timesteps_for_are_valid_chains(spacing):
     for T in (1000, 37):
         for n in range(1, T + 1, 1 if T < 100 else 7):
-            ts = spaced_timesteps(T, n, spacing=spacing)
+            ts = timesteps_for(T, n, spacing=spacing)
             assert ts.dtype == torch.long and ts.shape == (n,), (T, n)
             assert (ts[:-1] > ts[1:]).all() and ts.min() >= 0 and ts.max() <= T - 1, (T, n)
 
 
 def test_leading_is_timesteps_for_and_which_chains_visit_step_T():
-    assert torch.equal(spaced_timesteps(1000, 50), timesteps_for(1000, 50))
-    lead = spaced_timesteps(1000, 10, spacing="leading")
+    assert torch.equal(timesteps_for(1000, 50), (torch.arange(50) * 20).flip(0))
+    lead = timesteps_for(1000, 10, spacing="leading")
     assert int(lead[0]) + 1 == 901 and not visits_step_T(lead, 1000)
-    assert visits_step_T(spaced_timesteps(1000, 1000), 1000)
+    assert visits_step_T(timesteps_for(1000, 1000), 1000)
     for n in (1, 3, 10, 29, 333):
-        assert visits_step_T(spaced_timesteps(1000, n, spacing="trailing"), 1000)
-        assert visits_step_T(spaced_timesteps(1000, n, spacing="linspace"), 1000) == (n > 1)  # 1 step: just 0
+        assert visits_step_T(timesteps_for(1000, n, spacing="trailing"), 1000)
+        assert visits_step_T(timesteps_for(1000, n, spacing="linspace"), 1000) == (n > 1)  # 1 step: just 0
     assert visits_step_T([5, 999, 0], 1000) and not visits_step_T(torch.tensor([0, 998]), 1000)
 
 
 def test_respaced_betas_closed_form_and_the_eta_one_link():
-    taus = spaced_timesteps(1000, 10, spacing="trailing")
+    taus = timesteps_for(1000, 10, spacing="trailing")
     betas = respaced_betas(S, taus)
     ab, prev = S.alpha_bars, 1.0
     for i, t in enumerate(sorted(taus.tolist())):
@@ -308,10 +309,10 @@ BAD = [
     (lambda: ddim_inversion_step(S, E, X, 10, 5), ValueError, "t must be smaller than t_next"),
     (lambda: ddim_inversion_step(S, E, X, -1, -1), ValueError, r"t_next must be in \[0, 999\]"),
     (lambda: q_sigma_posterior(S, X, X[:1], 10, 9, 0.5), ValueError, "x0 must have the same shape"),
-    (lambda: spaced_timesteps(1000, 10, spacing="uniform"), ValueError, "spacing must be one of"),
-    (lambda: spaced_timesteps(1000, 1001), ValueError, r"steps must be an int in \[1, 1000\]"),
-    (lambda: spaced_timesteps(1000, 0), ValueError, "steps must be"),
-    (lambda: spaced_timesteps(1000.0, 10), TypeError, "T must be an int"),
+    (lambda: timesteps_for(1000, 10, spacing="uniform"), ValueError, "spacing must be one of"),
+    (lambda: timesteps_for(1000, 1001), ValueError, r"steps must be an int in \[1, 1000\]"),
+    (lambda: timesteps_for(1000, 0), ValueError, "steps must be"),
+    (lambda: timesteps_for(1000.0, 10), TypeError, "T must be an int"),
     (lambda: visits_step_T([0, 1000], 1000), ValueError, r"timesteps must be in \[0, 999\]"),
     (lambda: visits_step_T([0.5], 1000), TypeError, "timesteps must be integers"),
     (lambda: respaced_betas(S, []), ValueError, "at least one step"),

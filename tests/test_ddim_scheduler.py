@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from dnnl.models.ddpm import NoiseSchedule, predict_x0, q_sample
-from dnnl.models.ddpm.ddim import SPACINGS, ddim_step_eta
+from dnnl.models.ddpm.schedule import SPACINGS
+from dnnl.models.ddpm.ddim import ddim_step_eta
 from dnnl.models.ddpm.ddim_scheduler import DDIMScheduler
 from dnnl.models.ddpm.prediction import eps_to_x0, prediction_loss_weight, v_from, v_to_eps, v_to_x0, x0_to_eps
 

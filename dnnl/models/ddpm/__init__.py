@@ -18,7 +18,7 @@ from .scheduler import DDPMScheduler, SchedulerOutput
 from .pretrained import available_pretrained, load_pretrained, pretrained_info, pretrained_schedule
 from .ideal import ideal_eps, ideal_score, ideal_x0, log_marginal
 from .ddim import (ddim_inversion_step, ddim_sigma, ddim_step_eta, q_sigma_posterior, rescale_zero_terminal_snr,
-                   respaced_betas, spaced_timesteps, visits_step_T)
+                   respaced_betas, visits_step_T)
 from .prediction import eps_to_x0, prediction_loss_weight, v_from, v_to_eps, v_to_x0, x0_to_eps
 from .ddim_scheduler import DDIMScheduler, DDIMSchedulerOutput
 
@@ -34,7 +34,7 @@ __all__ = [
     "timesteps_for", "sample", "SampleOutput", "ddim_step", "DDPMScheduler", "SchedulerOutput",
     "load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained",
     "ideal_eps", "ideal_score", "ideal_x0", "log_marginal",
-    "ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step", "spaced_timesteps", "visits_step_T",
+    "ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step", "visits_step_T",
     "respaced_betas", "rescale_zero_terminal_snr",
     "eps_to_x0", "x0_to_eps", "v_from", "v_to_eps", "v_to_x0", "prediction_loss_weight",
     "DDIMScheduler", "DDIMSchedulerOutput",

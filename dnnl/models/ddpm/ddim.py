@@ -21,12 +21,11 @@ from torch import Tensor
 from ._rng import _check_generator, randn_like
 from ._validate import _is_int_tensor, _min_max, check_device, check_float, check_int, check_same_shape, check_t, \
     check_tensor
-from .schedule import NoiseSchedule, _as_timesteps, check_schedule, timesteps_for
+from .schedule import SPACINGS, NoiseSchedule, _as_timesteps, check_schedule, timesteps_for  # noqa: F401
 
-__all__ = ["ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step", "spaced_timesteps",
-           "visits_step_T", "respaced_betas", "rescale_zero_terminal_snr", "SPACINGS"]
+__all__ = ["ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step",
+           "visits_step_T", "respaced_betas", "rescale_zero_terminal_snr"]
 
-SPACINGS = ("leading", "trailing", "linspace")
 
 
 # ----------------------------------------------------------------- checks at the door
@@ -182,38 +181,6 @@ def ddim_inversion_step(schedule, eps: Tensor, x: Tensor, t, t_next) -> Tensor:
     ab_next, ab_t = _alpha_bars(schedule, t_next, t, x)
     a, s = ab_t.sqrt().to(x.dtype), (1.0 - ab_t).sqrt().to(x.dtype)
     return _ddim_update(ab_next, torch.zeros_like(ab_next), (x - s * eps) / a, eps, None)
-
-
-# ----------------------------------------------------------------- spacing rules
-def _trailing(T: int, steps: int) -> np.ndarray:
-    # diffusers' expression; np.arange can return one spurious extra element (−1) for some (T, steps),
-    # e.g. (50, 29), so only the first ``steps`` are kept.
-    return (np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1)[:steps]
-
-
-def _linspace(T: int, steps: int) -> np.ndarray:
-    return np.linspace(0, T - 1, steps).round()[::-1].copy().astype(np.int64)
-
-
-def spaced_timesteps(T, steps=None, *, spacing: str = "leading") -> Tensor:
-    """The descending 0-based timesteps of a ``steps``-step chain on T steps (Eq. @eq-ddim-spacing).
-
-    As diffusers' ``DDIMScheduler.set_timesteps`` (Lin et al., 2023, Table 2), with steps_offset = 0:
-
-    - ``"leading"``: k·(T // steps), k = 0..steps−1 (10 of 1000: 900, 800, …, 0; never paper step T);
-    - ``"trailing"``: round(T − k·T/steps) − 1 (10 of 1000: 999, 899, …, 99; starts at paper step T);
-    - ``"linspace"``: round of ``steps`` evenly spaced points from 0 to T − 1 (999, 888, …, 0).
-
-    Returns an int64 CPU tensor of shape (steps,). ``steps=None`` visits all T.
-    """
-    T = check_int(T, "T", low=1)
-    steps = T if steps is None else check_int(steps, "steps", low=1, high=T)
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {list(SPACINGS)} (got {spacing!r})")
-    if spacing == "leading":
-        return timesteps_for(T, steps)
-    rule = _trailing if spacing == "trailing" else _linspace
-    return torch.from_numpy(rule(T, steps))
 
 
 def visits_step_T(timesteps, T) -> bool:

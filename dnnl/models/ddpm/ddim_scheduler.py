@@ -15,7 +15,8 @@ from torch import Tensor
 
 from ._rng import _check_generator, randn_like
 from ._validate import check_float, check_int, check_same_shape, check_t, check_tensor
-from .ddim import SPACINGS, _alpha_bars, _ddim_update, _sigma, spaced_timesteps
+from .ddim import _alpha_bars, _ddim_update, _sigma
+from .schedule import SPACINGS, timesteps_for
 from .diffusion import q_sample
 from .prediction import _check_prediction_type, _to_x0_and_eps
 from .sample import _check_flag
@@ -78,10 +79,10 @@ class DDIMScheduler:
         self.set_timesteps(schedule.T)
 
     def set_timesteps(self, num_inference_steps: int) -> None:
-        """Visit ``num_inference_steps`` timesteps spaced by ``timestep_spacing`` (:func:`spaced_timesteps`)."""
+        """Visit ``num_inference_steps`` timesteps spaced by ``timestep_spacing`` (:func:`timesteps_for`)."""
         self.num_inference_steps = check_int(num_inference_steps, "num_inference_steps", low=1,
                                              high=self.num_train_timesteps)
-        self.timesteps = spaced_timesteps(self.num_train_timesteps, self.num_inference_steps,
+        self.timesteps = timesteps_for(self.num_train_timesteps, self.num_inference_steps,
                                           spacing=self.timestep_spacing)
         order = self.timesteps.tolist()
         self._next = dict(zip(order, order[1:] + [-1]))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import torch
 from torch import Tensor
 
@@ -191,18 +193,35 @@ def _as_timesteps(timesteps) -> Tensor:
     return taus.long().flatten().unique(sorted=True)
 
 
-_SPACINGS = ("leading",)
+SPACINGS = ("leading", "trailing", "linspace")
+
+
+def _trailing(T: int, steps: int) -> np.ndarray:
+    # diffusers' expression; np.arange can return one spurious extra element (−1) for some (T, steps),
+    # e.g. (50, 29), so only the first ``steps`` are kept.
+    return (np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1)[:steps]
+
+
+def _linspace(T: int, steps: int) -> np.ndarray:
+    return np.linspace(0, T - 1, steps).round()[::-1].copy().astype(np.int64)
 
 
 def timesteps_for(T, steps=None, *, spacing: str = "leading") -> Tensor:
-    """The descending 0-based timesteps that a ``steps``-step sampler visits on a T-step schedule.
+    """The descending 0-based timesteps that a ``steps``-step sampler visits on a T-step schedule
+    (Eq. @eq-ddim-spacing), as diffusers' ``set_timesteps`` picks them (steps_offset = 0):
 
-    ``"leading"`` (diffusers' default in ``DDPMScheduler.set_timesteps``): ``steps`` timesteps
-    ``T // steps`` apart, starting at 0 (50 of 1000: 980, 960, …, 0). ``steps=None`` visits all T.
-    Returns an int64 CPU tensor of shape (steps,).
+    - ``"leading"`` (the default of ``DDPMScheduler`` and of :func:`sample`): k·(T // steps),
+      k = 0..steps−1 (10 of 1000: 900, 800, …, 0; never paper step T);
+    - ``"trailing"``: round(T − k·T/steps) − 1 (10 of 1000: 999, 899, …, 99; starts at paper step T);
+    - ``"linspace"``: ``steps`` evenly spaced points from 0 to T − 1, rounded (999, 888, …, 0).
+
+    ``steps=None`` visits all T. Returns an int64 CPU tensor of shape (steps,).
     """
     T = check_int(T, "T", low=1)
     steps = T if steps is None else check_int(steps, "steps", low=1, high=T)
-    if spacing not in _SPACINGS:
-        raise ValueError(f"spacing must be one of {list(_SPACINGS)} (got {spacing!r})")
-    return (torch.arange(steps, dtype=torch.long) * (T // steps)).flip(0)
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {list(SPACINGS)} (got {spacing!r})")
+    if spacing == "leading":
+        return (torch.arange(steps, dtype=torch.long) * (T // steps)).flip(0)
+    rule = _trailing if spacing == "trailing" else _linspace
+    return torch.from_numpy(rule(T, steps))
