@@ -1,4 +1,4 @@
-"""Chapter 6's exercise checks pass the reference solutions and name the cause of each classic mistake."""
+"""Chapter 6's exercise checks (dnnl/exercises/ddim_checks.py) pass the reference solutions and name the cause of each classic mistake."""
 from __future__ import annotations
 
 import sys
@@ -9,28 +9,7 @@ import torch
 import dnnl.exercises as ex
 
 
-def _run(check, fn, capsys):
-    verdict = check(fn)
-    out = capsys.readouterr().out
-    assert isinstance(verdict, bool)
-    return verdict, out
-
-
-def assert_passes(check, fn, capsys):
-    ok, out = _run(check, fn, capsys)
-    assert ok, out
-    assert f"[dnnl-check] {check.__name__}: PASS" in out
-    return out
-
-
-def assert_fails(check, fn, capsys, *needles):
-    ok, out = _run(check, fn, capsys)
-    assert not ok, out
-    assert "❌" in out and f"[dnnl-check] {check.__name__}: FAIL" in out, out
-    assert "Traceback" not in out and "could not run" not in out, out
-    for needle in needles:
-        assert needle in out, f"expected {needle!r} in:\n{out}"
-    return out
+from _check_helpers import _run, assert_fails, assert_passes  # noqa: E402,F401
 
 
 def _ab(schedule, t):

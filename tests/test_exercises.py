@@ -11,29 +11,7 @@ from dnnl.data import to_model_range
 from dnnl.models import ddpm
 
 
-def _run(check, fn, capsys):
-    """Run a check; return (verdict, printed text). A check must never raise."""
-    verdict = check(fn)
-    out = capsys.readouterr().out
-    assert isinstance(verdict, bool)
-    return verdict, out
-
-
-def assert_passes(check, fn, capsys):
-    ok, out = _run(check, fn, capsys)
-    assert ok, out
-    assert "✅" in out and f"[dnnl-check] {check.__name__}: PASS" in out
-    return out
-
-
-def assert_fails(check, fn, capsys, *needles):
-    ok, out = _run(check, fn, capsys)
-    assert not ok, out
-    assert "❌" in out and f"[dnnl-check] {check.__name__}: FAIL" in out, out
-    assert "assert" not in out.lower() and "Traceback" not in out
-    for needle in needles:
-        assert needle in out, f"expected {needle!r} in:\n{out}"
-    return out
+from _check_helpers import _run, assert_fails, assert_passes  # noqa: E402,F401
 
 
 def _v(buf, t, x):

@@ -209,6 +209,7 @@ def _run(args, timeout=300, **env):
 
 
 def test_cli_help():
+    """The CLI (dnnl/models/ddpm/__main__.py) lists its options."""
     out = _run(["-m", "dnnl.models.ddpm", "--help"])
     assert out.returncode == 0, out.stderr
     for flag in ("--preset", "--out", "--steps", "--resume", "--subset", "--batch-size", "--seed"):

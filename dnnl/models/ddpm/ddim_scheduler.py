@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from ._rng import _check_generator, randn_like
-from ._validate import check_float, check_int, check_same_shape, check_t, check_tensor
+from ._validate import check_float, check_int, check_same_shape, check_tensor
 from .ddim import _alpha_bars, _ddim_update, _sigma
 from .schedule import SPACINGS, timesteps_for
+from .scheduler import _chain_timestep
 from .diffusion import q_sample
 from .prediction import _check_prediction_type, _to_x0_and_eps
 from .sample import _check_flag
@@ -88,14 +89,7 @@ class DDIMScheduler:
         self._next = dict(zip(order, order[1:] + [-1]))
 
     def _timestep(self, timestep) -> int:
-        if isinstance(timestep, Tensor) and timestep.ndim > 0:
-            raise ValueError("timestep must be a single int (the whole batch shares one step); "
-                             f"got a tensor of shape {tuple(timestep.shape)}")
-        t = int(check_t(timestep, self.num_train_timesteps, name="timestep"))
-        if t not in self._next:
-            raise ValueError(f"timestep {t} is not on the current chain; call set_timesteps() and loop over "
-                             f"scheduler.timesteps (first few: {self.timesteps[:3].tolist()})")
-        return t
+        return _chain_timestep(timestep, self.num_train_timesteps, self._next, self.timesteps)
 
     def previous_timestep(self, timestep) -> int:
         """The timestep that :meth:`step` goes to from ``timestep`` (−1 past the end), by ``prev_timestep_rule``."""

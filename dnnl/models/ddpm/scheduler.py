@@ -93,14 +93,7 @@ class DDPMScheduler:
         return int(self.timesteps[-i]) if i > 0 else -1
 
     def _chain_index(self, timestep) -> int:
-        if isinstance(timestep, Tensor) and timestep.ndim > 0:
-            raise ValueError("timestep must be a single int (the whole batch shares one step); "
-                             f"got a tensor of shape {tuple(timestep.shape)}")
-        t = int(check_t(timestep, self.num_train_timesteps, name="timestep"))
-        if t not in self._index:
-            raise ValueError(f"timestep {t} is not on the current chain; call set_timesteps() and loop over "
-                             f"scheduler.timesteps (first few: {self.timesteps[:3].tolist()})")
-        return self._index[t]
+        return self._index[_chain_timestep(timestep, self.num_train_timesteps, self._index, self.timesteps)]
 
     def _chain(self, device: torch.device) -> NoiseSchedule:
         """The strided chain on ``device``, moved there once."""
@@ -125,3 +118,18 @@ class DDPMScheduler:
     def __repr__(self) -> str:
         return (f"DDPMScheduler(num_train_timesteps={self.num_train_timesteps}, steps={self.num_inference_steps}, "
                 f"clip_sample={self.clip_sample}, variance_type={self.variance_type!r})")
+
+
+def _chain_timestep(timestep, T: int, visited, timesteps: Tensor) -> int:
+    """``timestep`` (one int or a 0-d tensor) as an int that the current chain ``visited`` holds.
+
+    Shared by the schedulers' ``step``: a whole batch takes one step, at a timestep of ``set_timesteps``.
+    """
+    if isinstance(timestep, Tensor) and timestep.ndim > 0:
+        raise ValueError("timestep must be a single int (the whole batch shares one step); "
+                         f"got a tensor of shape {tuple(timestep.shape)}")
+    t = int(check_t(timestep, T, name="timestep"))
+    if t not in visited:
+        raise ValueError(f"timestep {t} is not on the current chain; call set_timesteps() and loop over "
+                         f"scheduler.timesteps (first few: {timesteps[:3].tolist()})")
+    return t
