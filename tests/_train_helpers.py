@@ -1,4 +1,10 @@
-"""What the training tests share: one torch thread, and a very small model on a 64-image subset."""
+"""What the training tests share: one torch thread, a very small model on a 64-image subset, and a
+read-only folder."""
+import errno
+import importlib
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -19,3 +25,16 @@ def tiny(root, out, **kw):
     base = dict(channels=(8, 16, 16), steps=20, batch_size=16, subset=64, lr=1e-3, warmup=5, dropout=0.1,
                 data_root=str(root), out_dir=str(out), log_every=5, checkpoint_every=10)
     return TrainConfig(**{**base, **kw})
+
+
+def read_only(monkeypatch, folder):
+    """Make ``folder`` read-only for checkpoint writes (chmod does not stop root, so the write itself fails)."""
+    ckpt_module = importlib.import_module("dnnl.models.ddpm.checkpoint")
+    real_open = open
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        if "w" in mode and Path(file).parent == folder:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_module, "open", fake_open, raising=False)

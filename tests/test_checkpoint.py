@@ -139,16 +139,7 @@ def test_a_full_disk_names_the_folder_and_errno_and_keeps_the_old_file(tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT_NAME]
 
 
-def _read_only(monkeypatch, folder):
-    """A read-only folder (chmod does not stop root, so the write itself is made to fail)."""
-    real_open = open
-
-    def fake_open(file, mode="r", *args, **kwargs):
-        if "w" in mode and Path(file).parent == folder:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(ckpt_module, "open", fake_open, raising=False)
+from _train_helpers import read_only as _read_only  # noqa: E402
 
 
 def test_a_read_only_folder_fails_in_one_line(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 from _train_helpers import one_thread  # noqa: E402,F401
+from _train_helpers import read_only  # noqa: E402
 from _train_helpers import tiny as _tiny  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -98,14 +99,7 @@ def test_a_full_disk_is_found_before_the_first_step(mnist_root, tmp_path, monkey
 
 
 def test_a_read_only_folder_is_found_before_the_first_step(mnist_root, tmp_path, monkeypatch):
-    real_open = open
-
-    def read_only(file, mode="r", *args, **kwargs):
-        if "w" in mode and Path(file).parent == tmp_path:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(file))
-        return real_open(file, mode, *args, **kwargs)
-
-    monkeypatch.setattr(ckpt_module, "open", read_only, raising=False)
+    read_only(monkeypatch, tmp_path)
     with pytest.raises(OSError, match=r"^\[Errno 30\] cannot write in .*EROFS") as info:
         train(tiny(mnist_root, tmp_path), progress=False)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
