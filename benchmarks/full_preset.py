@@ -11,13 +11,15 @@ those of one uninterrupted run of the preset. After each segment, ``--n`` sample
 set. The run stops at the first score with FD ≤ ``--target`` × the real-vs-real FD at the same n (the
 target of the shipped checkpoint), or at ``--max-steps`` / ``--max-minutes``. The time to the target is
 the training wall time (the loop's own clock, checkpoints included), not the scoring. Peak memory is
-the largest ``torch.cuda.max_memory_allocated`` of the training segments, each measured from its start.
+the largest ``torch.cuda.max_memory_allocated`` of the training segments, each counted from a reset made
+at its start, after the previous segment's models were released (:func:`train_segment`).
 
 Writes benchmarks/results/full_preset_cuda.json on a GPU (``full_preset.json`` on a CPU, like the other scripts).
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import shutil
 import sys
 import time
@@ -41,6 +43,22 @@ def score(model, schedule, n: int, steps: int, seed: int, reference, batch: int 
     images = sample(model, schedule, (n, 1, 28, 28), steps=steps, generator=gen, batch_size=batch,
                     progress=False).images
     return metrics.sample_quality(images, reference=reference)
+
+
+def train_segment(config: TrainConfig, device: torch.device):
+    """Resume the run up to ``config.steps``; returns (TrainResult, peak MB of this segment or None off CUDA).
+
+    On CUDA the peak counter is reset first, after the caller dropped the previous segment's result and the
+    allocator's cache is emptied, so the peak is this segment's training alone: not the scoring before it,
+    and not a previous segment's models still held.
+    """
+    cuda = device.type == "cuda"
+    if cuda:
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    result = train(config, resume=True, progress=False)
+    return result, (torch.cuda.max_memory_allocated(device) / 2**20 if cuda else None)
 
 
 def main(argv=None) -> dict:
@@ -80,11 +98,10 @@ def main(argv=None) -> dict:
     while step < max_steps:
         step = min(step + args.every, max_steps)
         config = TrainConfig(**{**preset.to_dict(), "steps": step})  # decay_steps stays the preset's
-        if cuda:  # count training alone: the scoring between segments must not raise the peak
-            torch.cuda.reset_peak_memory_stats(device)
-        result = train(config, resume=True, progress=False)
-        if cuda:
-            peak = max(peak or 0.0, torch.cuda.max_memory_allocated(device) / 2**20)
+        result = None  # the previous segment's model and EMA must not count in this segment's peak
+        result, segment_peak = train_segment(config, device)
+        if segment_peak is not None:
+            peak = max(peak or 0.0, segment_peak)
         start = time.perf_counter()
         q = score(result.ema_model, schedule, args.n, args.sample_steps, args.seed, reference)
         row = {"step": step, "train_wall_s": round(result.wall_time, 1),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -229,16 +230,150 @@ def section_metric() -> list[str]:
                   "so nothing is downloaded.", ""]
 
 
+def section_guidance(record: dict | None, targets: dict | None, sweep: dict | None) -> list[str]:
+    """Chapter 7: the shipped conditional checkpoint, its targets and the guidance sweep."""
+    out = ["### Conditioning and classifier-free guidance (chapter 7)", ""]
+    if record is None:
+        return out + _missing("train_conditional.py` then `python benchmarks/evaluate_conditional.py")
+    c = record["config"]
+    walls = ", ".join(f"{s['wall_s'] / 60:.1f}" for s in record.get("segments", []))
+    out += [f"Shipped conditional checkpoint `load_pretrained(\"{record['name']}\")` ({record['status']}): "
+            f"{record['steps']:,} steps of batch {c['batch_size']} (lr {c['lr']:g}, the label embedding at "
+            f"{c.get('label_lr_scale', 1.0):g}× that, EMA {c['ema_decay']}, label dropout p_uncond = {c['p_uncond']}), {record['wall_time_s'] / 60:.1f} min of training in "
+            f"{len(record.get('segments', []))} resumed stretches ({walls} min) on {record['machine']}. "
+            f"It starts from `{record['init_from']}`: {record['init_note']}. Rerun: `{record['command']}`"
+            + (f" (the shipped run: {record['note']})." if record.get("note") else "."), ""]
+    if targets is None or targets.get("targets") is None:
+        out += ["**Targets: not measured yet** (≥ 97 % classified as the requested digit at the default w, 200 "
+                "samples per digit; at w = 0 a confident share at least the unconditional checkpoint's and an FD to all "
+                "test digits within 1.2× of it). Measure them with `python benchmarks/evaluate_conditional.py --w 2 "
+                "--per-digit 200 --out conditional_targets.json`, then `python benchmarks/evaluate_conditional.py "
+                "--w 0 --per-digit 100 --with-unconditional --merge --out conditional_targets.json`.", ""]
+    else:
+        t, base = targets["targets"], targets["unconditional"]
+        out += [f"**Targets** ({targets['sampler']}; {t['per_digit']} samples per digit at the default w, "
+                f"{t['per_digit_w0']} at w = 0; guidance weight w in the convention ε̃ = (1 + w) ε(x, t, y) − "
+                "w ε(x, t, ∅), so w = 0 is the conditional model):", "",
+                "| target | measured | |", "|---|---:|---|",
+                f"| classified as the requested digit at the default w = {t['default_w']:g}: ≥ "
+                f"{_pct(t['accuracy_target'])} | {_pct(t['accuracy_at_default_w'])} | {_mark(t['accuracy_met'])} |",
+                f"| confident share at w = 0 ≥ the unconditional checkpoint's ({_pct(t['confidence_unconditional'])} "
+                f"in the same run) | {_pct(t['confidence_w0'])} | {_mark(t['confidence_met'])} |",
+                f"| FD to all test digits at w = 0 ≤ {t['fd_ratio_target']}× the unconditional checkpoint's "
+                f"({t['fd_all_unconditional_n1000']:.2f}, same run, n = {base['n']:,}) | {t['fd_all_w0_n1000']:.2f} "
+                f"(n = 1,000: 100 of each digit; {t['fd_ratio']:.2f}×) | {_mark(t['fd_met'])} |",
+                "", f"The unconditional checkpoint's recorded quality ({base['recorded']['n_samples']:,} samples, "
+                f"scored on another machine) is FD {base['recorded']['fd']:.2f} and {_pct(base['recorded']['confidence'])} "
+                f"confident. {targets['machine']}; {targets['date']}. Rerun: "
+                + "; ".join(f"`{cmd}`" for cmd in targets["commands"]) + ".", ""]
+    if sweep is None:
+        return out + ["The guidance sweep is not measured yet: `python benchmarks/evaluate_conditional.py --w 0 0.5 1 2 "
+                      "4 8 --per-digit 20 --out conditional_sweep.json`.", ""]
+    per = next(iter(sweep["runs"].values()))["n"] // 10
+    rv = next(iter(sweep["real_vs_real"].values()))
+    out += [f"**The trade-off** ({per} samples per digit, fewer than the targets, {sweep['sampler']}; the same starting "
+            "noise for every w):", "",
+            "| w | classified as requested | confident | FD to the test digits of that class (mean) | FD to all "
+            "test digits | diversity: mean pairwise distance, pixels | ... features |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sweep["runs"].values():
+        out.append(f"| {r['w']:g} | {_pct(r['accuracy'])} | {_pct(r['confidence'])} | {r['fd_class_mean']:.2f} | "
+                   f"{r['fd_all']:.2f} | {r['diversity_pixels']:.2f} | {r['diversity_features']:.2f} |")
+    out.append(f"| held-out real digits, {per} per digit | {_pct(rv['accuracy'])} | {_pct(rv['confidence'])} | "
+               f"{rv['fd_class_mean']:.2f} | {rv['fd_all']:.2f} | {rv['diversity_pixels']:.2f} | "
+               f"{rv['diversity_features']:.2f} |")
+    out += ["", f"With {per} samples per digit in a 128-d feature space the per-class FD is biased upwards; the "
+            "last row is what real digits reach at the same n. " + f"{sweep['machine']}; {sweep['date']}. Rerun: "
+            + "; ".join(f"`{cmd}`" for cmd in sweep["commands"]) + ".", ""]
+    return out
+
+
+def _threads_of(lines: list[str | None]) -> str:
+    """'1 thread, OMP_WAIT_POLICY=PASSIVE' from the runtime_info lines of the copies (distinct ones joined)."""
+    found = []
+    for line in lines:
+        m = re.match(r"torch threads (\d+) \((.*); (OMP_WAIT_POLICY[^)]*|torch was imported[^)]*)\)", line or "")
+        text = f"{m.group(1)} thread(s), {m.group(3)}" if m else "not reported"
+        if text not in found:
+            found.append(text)
+    return "; ".join(found)
+
+
+def section_threads(contention: dict | None, profile: dict | None, loop_cuda: dict | None) -> list[str]:
+    """Several kernels on few cores (contention.py), where a CPU step's time goes (profile_step.py), and the
+    GPU loop against its bare step (loop_vs_step.py)."""
+    out = ["### Several kernels on few cores", ""]
+    if contention is None:
+        out += _missing("contention.py")
+    else:
+        c, names = contention, {"dnnl": "`import dnnl` choosing", "torch": "torch's defaults (`DNNL_THREADS=torch`)"}
+        out += [f"Quick-mode executions of `{c['chapter']}` on {c['cpus_usable']} CPUs (`contention.py`): one copy "
+                f"alone on the idle machine, and {c['copies']} started together. Ideal for {c['copies']}: "
+                f"{c['copies']} × the shorter single run = {c['ideal_s']:,.0f} s. Each row gives the threads and wait "
+                "policy the copies reported in their first line.", "",
+                "| run | threads, wait policy | wall time | ratio to the ideal |", "|---|---|---:|---:|"]
+        for p in c["policies"].values():
+            out.append(f"| one copy alone | {_threads_of([p['single_threads']])} | {p['single_s']:,.0f} s | |")
+        for name, p in c["policies"].items():
+            together = p.get("concurrent")
+            if together is None:
+                continue
+            wall = (f"{together['wall_s']:,.0f} s" if together["wall_s"] else
+                    f"> {together['stopped_after_s']:,.0f} s (stopped)")
+            ratio = f"{'> ' if p['ratio_is_lower_bound'] else ''}{p['ratio_to_ideal']:.2f}×"
+            out.append(f"| {c['copies']} copies at once, {names[name]} | "
+                       f"{_threads_of([x['threads'] for x in together['copies']])} | {wall} | {ratio} |")
+        verdict = f"Goal ≤ 1.3× with dnnl's choice: {_mark(c['goal_met'])}. " if "goal_met" in c else ""
+        alone = {_threads_of([p["single_threads"]]): p["single_s"] for p in c["policies"].values()}
+        passive = alone.get(f"{c['cpus_usable']} thread(s), OMP_WAIT_POLICY=PASSIVE")
+        default = alone.get(f"{c['cpus_usable']} thread(s), OMP_WAIT_POLICY unset")
+        if passive and default:
+            verdict += (f"A passive wait policy on all {c['cpus_usable']} CPUs made one copy alone take "
+                        f"{passive / default:.2f}× as long as libgomp's default (threads wake up late for each "
+                        "parallel region), so `import dnnl` sets it only when it gives torch fewer threads than "
+                        "CPUs; on an idle machine torch keeps its defaults. ")
+        out += ["", verdict + _provenance(c), ""]
+    out += ["### Where a CPU training step's time goes", ""]
+    if profile is None:
+        out += _missing("profile_step.py")
+    else:
+        m = profile["model"]
+        out += [f"`profile_step.py`: one `train_step` of the quick preset (channels {tuple(m['channels'])}, "
+                f"{m['parameters']:,} parameters, batch {profile['batch_size']}) on {profile['torch_threads']} "
+                f"torch threads: {profile['ms_per_step']:,.0f} ms per step without the profiler. Shares of the "
+                f"operators' {profile['clock']} over {profile['profiled_steps']} profiled steps (forward and "
+                "backward together):", "", "| operators | share | main operators |", "|---|---:|---|"]
+        for group, g in profile["groups"].items():
+            out.append(f"| {group} | {_pct(g['share'])} | {', '.join(f'`{o}`' for o in g['top_ops'][:3])} |")
+        out += ["", _provenance(profile), ""]
+    out += ["### The training loop against its bare step (GPU)", ""]
+    if loop_cuda is None:
+        return out + ["Not measured yet: run `python benchmarks/loop_vs_step.py` on a machine with a CUDA GPU "
+                      "(it writes `loop_vs_step_cuda.json`).", ""]
+    rows = [f"| {name}, batch {s['batch_size']} | {s['loop']['images_per_s']:,.0f} | {s['bare_step']['images_per_s']:,.0f} "
+            f"| {s['loop_over_step']:.2f}× | {s['loop']['peak_memory_mb']:,.0f} MB |" for name, s in loop_cuda["sizes"].items()]
+    return out + ["| size | loop images/s | bare step images/s | loop / step | loop peak memory |",
+                  "|---|---:|---:|---:|---:|"] + rows + [
+        "", f"Goal: {loop_cuda['goal']}: {_mark(loop_cuda['goal_met'])}. " + _provenance(loop_cuda), ""]
+
+
+def _record(name: str) -> dict | None:
+    path = REPO / "dnnl" / "models" / "ddpm" / "weights" / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def render() -> str:
     lines = [START, "", "Generated by `python benchmarks/report.py` from `benchmarks/results/*.json`; "
              "every number comes from the script named beside it, with the machine it ran on.", ""]
     lines += section_quality(_load("pretrained_quality.json"),
                              json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
                              _load("quality_budget.json"))
+    lines += section_guidance(_record("ddpm_mnist_cond"), _load("conditional_targets.json"),
+                              _load("conditional_sweep.json"))
     lines += section_throughput(_load("throughput.json"))
     lines += section_sampling(_load("sampling_speed.json"))
     lines += section_likelihood(_load("likelihood.json"))
     lines += section_book(_load("book_time.json"))
+    lines += section_threads(_load("contention.json"), _load("profile_step.json"), _load("loop_vs_step_cuda.json"))
     lines += section_gpu(_load("throughput_cuda.json"), _load("full_preset_cuda.json"),
                          _load("sampling_speed_cuda.json"), _load("quality_budget_cuda.json"))
     lines += section_metric()

@@ -41,19 +41,40 @@ def badge_markdown(name: str, url: str) -> str:
 
 def setup_cell_source(url: str) -> str:
     """The first code cell of every chapter: install dnnl from ``url`` only if it is missing, then
-    print torch, device and mode."""
+    print torch, device and mode.
+
+    It installs the light ``dnnl[colab]`` extra, which needs nothing Colab lacks, so pip upgrades none
+    of the packages already loaded in the session. ``DNNL_INSTALL_FROM`` (a local folder or a pip URL)
+    replaces the GitHub source, for a fork or a test. When pip fails, the cell shows the end of pip's
+    own output in the error, not only its exit status."""
     return "\n".join([
         "#| label: setup",
         "#| code-fold: true",
         "#| code-summary: \"Setup: install dnnl if it is missing (needed on Colab), then report torch, device and mode\"",
-        "import importlib.util, subprocess, sys",
+        "import importlib.util, os, pathlib, subprocess, sys",
         "",
         "# written by scripts/sync_notebooks.py from pyproject.toml",
         f'REPO = "{url}"',
-        "# on a fresh Colab VM, install the book's package",
+        "# on a fresh Colab VM, install the book's package;",
+        "# its [colab] extra upgrades nothing Colab already has",
         'if importlib.util.find_spec("dnnl") is None:',
-        '    pip = [sys.executable, "-m", "pip", "install", "-q"]',
-        '    subprocess.run(pip + [f"dnnl[book] @ git+{REPO}"], check=True)',
+        "    # DNNL_INSTALL_FROM: a local folder or a pip URL instead of GitHub",
+        '    source = os.environ.get("DNNL_INSTALL_FROM", f"git+{REPO}")',
+        '    if "://" not in source:',
+        "        source = pathlib.Path(source).resolve().as_uri()",
+        '    package = f"dnnl[colab] @ {source}"',
+        '    pip = [sys.executable, "-m", "pip", "install", "-q", package]',
+        '    quiet = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1",',
+        '                 PIP_ROOT_USER_ACTION="ignore")',
+        "    result = subprocess.run(pip, capture_output=True, text=True, env=quiet)",
+        "    if result.returncode != 0:",
+        '        said = "\\n".join((result.stderr + result.stdout).strip().splitlines()[-30:])',
+        "        raise RuntimeError(",
+        '            f"pip could not install {package} "',
+        '            f"(exit status {result.returncode}). It said:\\n{said}\\n"',
+        '            "To fix: check the network and the source named above, "',
+        '            "then run this cell again.")',
+        "    sys.stderr.write(result.stderr)  # pip's warnings, if any",
         "    importlib.invalidate_caches()  # let this running Python see the new package",
         "",
         "import dnnl",

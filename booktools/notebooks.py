@@ -7,6 +7,8 @@ From each chapter this module builds two notebooks:
   becomes ``raise NotImplementedError(<hint>)`` and written answers are removed;
 * ``notebooks/solutions/<name>.ipynb`` with everything.
 
+A page that is not a numbered chapter (the teacher's page) is built into ``notebooks/solutions/`` only.
+
 Quarto's cell options (``#| label``, ``#| fig-cap``, ...) are not shown to the student: each figure's or
 table's caption becomes a short markdown cell after its code cell. Run ``python scripts/sync_notebooks.py``
 (or ``--check``) rather than calling this module directly.
@@ -194,6 +196,14 @@ class _Target:
     text: str
 
 
+def _editions(root: Path, path: Path) -> list[tuple[bool, Path]]:
+    """(solutions?, folder) of each notebook built from ``path``. A chapter gets a student notebook in
+    ``notebooks/`` and its answer key in ``notebooks/solutions/``; any other page (the teacher's) is
+    for teachers only, so it gets the second alone and ``notebooks/`` holds nothing but student work."""
+    key = (True, root / "notebooks" / "solutions")
+    return [(False, root / "notebooks"), key] if is_numbered_chapter(path) else [key]
+
+
 def _targets(root: Path, *, sources: dict[Path, str] | None = None) -> list[_Target]:
     import nbformat
 
@@ -201,7 +211,7 @@ def _targets(root: Path, *, sources: dict[Path, str] | None = None) -> list[_Tar
     refs = book_references(root)
     for path in chapter_paths(root):
         text = sources[path] if sources and path in sources else path.read_text(encoding="utf-8")
-        for solutions, folder in ((False, root / "notebooks"), (True, root / "notebooks" / "solutions")):
+        for solutions, folder in _editions(root, path):
             try:
                 nb = chapter_notebook(text, path.stem, solutions=solutions, refs=refs)
             except ValueError as err:

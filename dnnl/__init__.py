@@ -1,6 +1,9 @@
 """dnnl: an executable textbook on denoising diffusion probabilistic models.
 
 Helpers shared by every chapter: seeding, device choice, and the quick/full mode.
+Importing dnnl first (the setup cell of every chapter does) also picks torch's thread count for the CPUs
+that are free and, on a busy machine, sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (``_threads.py``;
+``DNNL_THREADS``).
 """
 from __future__ import annotations
 
@@ -8,8 +11,13 @@ import os
 import random
 from pathlib import Path
 
-import numpy as np
-import torch
+from . import _threads
+
+_threads.before_torch()  # before torch loads: the OpenMP wait policy is read once, when the library loads
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+_threads.after_torch()
 
 __version__ = "0.1.0"
 __all__ = ["set_seed", "get_device", "resolve_device", "available_devices", "get_mode", "mode_reason",
@@ -130,9 +138,10 @@ def mode_reason() -> str:
 
 
 def runtime_info() -> str:
-    """One line for the top of a chapter: torch version, device and mode with its reason."""
+    """One line for the top of a chapter: torch version, device, mode with its reason, and torch's threads."""
     mode, why = _mode_and_reason()
-    return f"torch {torch.__version__} | device {get_device()} | {mode} mode, because {why}"
+    return (f"torch {torch.__version__} | device {get_device()} | {mode} mode, because {why} | "
+            f"{_threads.thread_info()}")
 
 
 def output_dir(*parts: str) -> Path:

@@ -1,5 +1,8 @@
 """Build notebooks/*.ipynb (student) and notebooks/solutions/*.ipynb (full) from book/*.qmd.
 
+The teacher's page (any page that is not a numbered chapter) goes to notebooks/solutions/ only:
+notebooks/ holds the student editions and nothing with an answer in it.
+
     python scripts/sync_notebooks.py          # write the repository URL into each chapter, then the notebooks
     python scripts/sync_notebooks.py --check  # change nothing; exit 1 and list what is out of date
 
@@ -32,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"{chapters} chapters and their notebooks are in sync with {repo_url(ROOT)}")
         return 0
-    print("\n".join(f"wrote {n}" for n in names) or "nothing to do: every notebook is up to date")
+    done = [f"{'wrote' if (ROOT / n).exists() else 'removed'} {n}" for n in names]
+    print("\n".join(done) or "nothing to do: every notebook is up to date")
     return 0
 
 

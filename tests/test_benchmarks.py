@@ -198,3 +198,86 @@ def test_every_script_takes_provenance_and_saving_from_machine_py():
         text = script.read_text()
         found = [h for h in hand_made if h in text]
         assert not found, f"{script.name} does by hand what benchmarks/_machine.py does: {found}"
+
+
+def test_train_conditional_smoke(run, tmp_path):
+    r = run("train_conditional.py", "--smoke", "--out", str(tmp_path / "run"), "--weights-dir", str(tmp_path / "w"),
+            "--no-progress")
+    assert r["steps"] == 4 and r["model"]["num_classes"] == 10 and r["status"] == "final"
+    assert r["init_from"] == "dnnl/models/ddpm/weights/ddpm_mnist_quick.pt" and "zero" in r["init_note"]
+    assert (tmp_path / "w" / "ddpm_mnist_cond.pt").is_file() and len(r["segments"]) == 1
+    # a stretch stopped early resumes: the record then says it is interim, and counts both stretches
+    r = run("train_conditional.py", "--smoke", "--until", "2", "--out", str(tmp_path / "run2"), "--weights-dir",
+            str(tmp_path / "w2"), "--no-progress")
+    assert r["steps"] == 2 and r["status"].startswith("interim")
+    r = run("train_conditional.py", "--smoke", "--out", str(tmp_path / "run2"), "--weights-dir",
+            str(tmp_path / "w2"), "--no-progress")
+    assert r["steps"] == 4 and r["status"] == "final" and [s["until_step"] for s in r["segments"]] == [2, 4]
+
+
+def test_evaluate_conditional_smoke(run):
+    r = run("evaluate_conditional.py", "--smoke")
+    assert set(r["runs"]) == {"w=0", "w=2"}
+    for one in r["runs"].values():
+        assert one["n"] == 20 and 0 <= one["accuracy"] <= 1 and 0 <= one["confidence"] <= 1
+        assert math.isfinite(one["fd_all"]) and one["diversity_pixels"] > 0
+    t = r["targets"]
+    assert t["default_w"] == 2 and t["accuracy_met"] == (t["accuracy_at_default_w"] >= 0.97)
+    assert math.isclose(t["fd_ratio"], t["fd_all_w0_n1000"] / t["fd_all_unconditional_n1000"], rel_tol=1e-2)
+
+
+def test_contention_smoke(run):
+    r = run("contention.py", "--smoke")
+    assert r["smoke"] is True and r["copies"] == 2 and set(r["policies"]) == {"dnnl", "torch"}
+    for name, p in r["policies"].items():
+        assert p["single_s"] > 0 and p["concurrent"]["wall_s"] > 0, name
+        assert len(p["concurrent"]["copies"]) == 2 and all(c["ok"] for c in p["concurrent"]["copies"]), name
+        assert math.isclose(p["ratio_to_ideal"], p["concurrent"]["wall_s"] / r["ideal_s"], rel_tol=0.02, abs_tol=0.01)
+    assert math.isclose(r["ideal_s"], 2 * min(p["single_s"] for p in r["policies"].values()), abs_tol=0.1)
+    # each copy's setup cell says what it got: dnnl's policy, or torch's defaults without a wait policy
+    dnnl_threads = [r["policies"]["dnnl"]["single_threads"]] + [c["threads"] for c in
+                                                                r["policies"]["dnnl"]["concurrent"]["copies"]]
+    assert all(t.startswith("torch threads ") and "usable CPU(s)" in t for t in dnnl_threads)
+    # fewer threads than CPUs come with a passive wait policy, all of them with libgomp's default
+    assert all(("OMP_WAIT_POLICY=PASSIVE" in t) == (not t.startswith(f"torch threads {r['cpus_usable']} "))
+               for t in dnnl_threads)
+    torch_threads = r["policies"]["torch"]["concurrent"]["copies"][0]["threads"]
+    assert "DNNL_THREADS=torch" in torch_threads and "OMP_WAIT_POLICY unset" in torch_threads
+
+
+def test_full_preset_resets_the_peak_before_each_segment(monkeypatch):
+    """The peak GPU memory of a segment counts from a reset made first, after the cache is emptied."""
+    import torch
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        import full_preset
+    finally:
+        sys.path.remove(str(BENCH))
+    calls = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: calls.append("peak") or 5 * 2**20)
+    monkeypatch.setattr(full_preset, "train", lambda config, **kw: calls.append("train") or "result")
+    assert full_preset.train_segment(None, torch.device("cuda")) == ("result", 5.0)
+    assert calls == ["empty_cache", "reset", "train", "peak"]
+    calls.clear()
+    assert full_preset.train_segment(None, torch.device("cpu")) == ("result", None) and calls == ["train"]
+
+
+def test_loop_vs_step_smoke(run):
+    r = run("loop_vs_step.py", "--smoke")
+    assert set(r["sizes"]) == {"quick", "full"} and r["smoke"] is True
+    for s in r["sizes"].values():
+        assert s["bare_step"]["images_per_s"] > 0 and s["loop"]["images_per_s"] > 0
+        assert math.isclose(s["loop_over_step"], s["loop"]["images_per_s"] / s["bare_step"]["images_per_s"],
+                            rel_tol=1e-2)
+    assert r["goal_met"] == all(s["loop_over_step"] >= 0.9 for s in r["sizes"].values())
+
+
+def test_profile_step_smoke(run):
+    r = run("profile_step.py", "--smoke")
+    groups = r["groups"]
+    assert {"convolution (3x3, and the 1x1 q/k/v and output projections)", "GroupNorm", "SiLU"} <= set(groups)
+    assert math.isclose(sum(g["share"] for g in groups.values()), 1.0, abs_tol=1e-3)
+    assert r["ms_per_step"] > 0 and r["profiled_steps"] == 2

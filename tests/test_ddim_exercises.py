@@ -124,7 +124,7 @@ def test_from_v_passes_the_solution(capsys):
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("swap", "swapped"), ("nosqrt", "a missing √"), ("sign", "a sign error"), ("order", "wrong order"),
+    ("swap", "swapped"), ("nosqrt", "a missing square root"), ("sign", "a sign error"), ("order", "wrong order"),
     ("one", "the pair (eps, x0)"),
 ])
 def test_from_v_names_the_mistake(kind, needle, capsys):
@@ -153,7 +153,7 @@ def test_invert_step_passes_the_solution_and_reports_the_property(capsys):
 
 
 @pytest.mark.parametrize("kind, needle", [
-    ("wrap", "LAST step"), ("swap", "swapped"), ("nosqrt", "a missing √"), ("as_x0", "x is x_t"),
+    ("wrap", "LAST step"), ("swap", "swapped"), ("nosqrt", "a missing square root"), ("as_x0", "x is x_t"),
 ])
 def test_invert_step_names_the_mistake(kind, needle, capsys):
     assert_fails(ex.check_invert_step, make_invert(kind), capsys, needle)

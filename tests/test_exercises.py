@@ -1,6 +1,7 @@
 """The exercise checks pass reference solutions and catch each classic mistake with a helpful message."""
 from __future__ import annotations
 
+import importlib
 import math
 
 import pytest
@@ -23,12 +24,29 @@ def _v(buf, t, x):
 
 def test_all_checks_are_exported_and_listed_in_book_order():
     names = ex.list_checks()
-    assert names == ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
-                     "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps",
-                     "check_ddim_step", "check_respaced_betas", "check_from_v", "check_invert_step"]
+    ours = ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl", "check_prior_bpd",
+            "check_l_simple", "check_sampler", "check_mc_eps", "check_ddim_step", "check_respaced_betas",
+            "check_from_v", "check_invert_step"]
+    assert [n for n in names if n in ours] == ours
     for name in names:
         assert name in ex.__all__ and callable(getattr(ex, name)) and getattr(ex, name).__doc__
-    assert [c["chapter"] for c in ex.check_info()] == [1, 1, 2, 3, 3, 4, 4, 5, 6, 6, 6, 6]
+    chapters = [c["chapter"] for c in ex.check_info()]
+    assert chapters == sorted(chapters)  # book order, whichever module registered a check
+
+
+def test_every_check_has_a_terse_hint_and_names_what_it_hides():
+    for info in ex.check_info():
+        assert info["terse"] and info["terse"] != info["hint"], info["name"]
+        for spec in info["hides"]:
+            module, _, attr = spec.partition(":")
+            obj = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+            assert callable(obj), spec
+    hides = {i["name"]: i["hides"] for i in ex.check_info()}
+    for name in ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
+                 "check_prior_bpd", "check_l_simple", "check_sampler", "check_mc_eps"]:
+        assert hides[name], name
 
 
 @pytest.mark.parametrize("name", ["check_to_model_range", "check_q_sample", "check_oracle_step", "check_normal_kl",
@@ -40,7 +58,8 @@ def test_stub_raising_not_implemented_prints_hint_and_returns_false(name, capsys
     ok, out = _run(getattr(ex, name), stub, capsys)
     assert ok is False
     assert "not implemented yet" in out and "use schedule.alpha_bars" in out
-    assert f"[dnnl-check] {name}: TODO" in out
+    result = ex.evaluate(name, stub, hints="terse")
+    assert result.status == "TODO" and "use schedule.alpha_bars" not in result.message
 
 
 def test_stub_without_message_gets_the_checks_own_hint(capsys):
@@ -64,10 +83,75 @@ def test_a_non_function_is_refused_politely(capsys):
     assert not ok and "expected your function" in out
 
 
-def test_marker_carries_the_grading_token(monkeypatch, capsys):
-    monkeypatch.setenv("DNNL_GRADE_TOKEN", "abc123")
-    ok, out = _run(ex.check_normal_kl, ddpm.normal_kl, capsys)
-    assert ok and "[dnnl-check:abc123] check_normal_kl: PASS" in out
+def test_evaluate_returns_the_verdict_and_prints_nothing(capsys):
+    def chatty(m1, lv1, m2, lv2):
+        print("debugging")
+        return ddpm.normal_kl(m1, lv1, m2, lv2)
+
+    result = ex.evaluate("check_normal_kl", chatty)
+    assert capsys.readouterr().out == ""
+    assert result.status == "PASS" and result.name == "check_normal_kl" and result.tested
+    assert result.message.startswith("✅ check_normal_kl: passed.") and result.output.startswith("debugging")
+    assert ex.check_normal_kl(chatty) is True
+    assert capsys.readouterr().out.startswith("debugging")
+    with pytest.raises(ValueError, match="hints"):
+        ex.evaluate("check_normal_kl", chatty, hints="short")
+    with pytest.raises(ValueError, match="check_nope"):
+        ex.evaluate("check_nope", chatty)
+
+
+@pytest.mark.parametrize("exc", [SystemExit(3), GeneratorExit(), BaseException("odd")])
+def test_any_base_exception_from_the_student_is_a_verdict(exc):
+    def leaves(*args):
+        raise exc
+
+    for name in ex.list_checks():
+        result = ex.evaluate(name, leaves)
+        assert result.status == "FAIL" and type(exc).__name__ in result.message, name
+
+
+def test_keyboard_interrupt_goes_through():
+    def stop(*args):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ex.evaluate("check_q_sample", stop)
+
+
+def test_hint_level_comes_from_the_environment(monkeypatch):
+    def stub(*args):
+        raise NotImplementedError
+
+    info = {i["name"]: i for i in ex.check_info()}["check_q_sample"]
+    monkeypatch.setenv("DNNL_HINTS", "terse")
+    assert info["terse"] in ex.evaluate("check_q_sample", stub).message
+    monkeypatch.setenv("DNNL_HINTS", "full")
+    assert info["hint"] in ex.evaluate("check_q_sample", stub).message
+    monkeypatch.delenv("DNNL_HINTS")
+    assert info["hint"] in ex.evaluate("check_q_sample", stub).message
+
+
+def test_hiding_switches_off_the_package_and_its_aliases_only_during_the_call():
+    alias = ddpm.q_sample
+
+    def forwards(schedule, x0, t, noise):
+        return alias(schedule, x0, t, noise)
+
+    assert ex.evaluate("check_q_sample", forwards).status == "PASS"  # self-study: allowed
+    result = ex.evaluate("check_q_sample", forwards, hide=True)
+    assert result.status == "FAIL" and "switched off" in result.message
+    assert "package" in result.cause
+    s = ddpm.NoiseSchedule.linear(T=10)
+    x = torch.zeros(2, 1, 2, 2)
+    assert torch.equal(ddpm.q_sample(s, x, 3, x), x)  # restored afterwards
+
+
+def test_an_in_place_edit_of_any_input_fails(capsys):
+    def edits_schedule(schedule, x0, t, noise):
+        schedule.alpha_bars.mul_(1.0 + 1e-3)
+        return ddpm.q_sample(schedule, x0, t, noise)
+
+    assert_fails(ex.check_q_sample, edits_schedule, capsys, "in place", "alpha_bars")
 
 
 def test_check_leaves_the_global_random_stream_alone():
@@ -91,7 +175,7 @@ def test_to_model_range_passes_reference(capsys):
 
 @pytest.mark.parametrize("wrong, needle", [
     (lambda x: x.float() / 255 if x.dtype == torch.uint8 else x.clone(), "[0, 1]"),
-    (lambda x: 2 * (x.float() / 255) - 1, "255 again"),
+    (lambda x: 2 * (x.float() / 255) - 1, "treated as 0..255"),
     (lambda x: x * 2 - 1, "dtype torch.uint8"),
     (lambda x: x.float() / 127.5 if x.dtype == torch.uint8 else 2 * x, "[0, 2]"),
     (lambda x: ((x.float() / 255 if x.dtype == torch.uint8 else x) - 0.1307) / 0.3081, "mean and std"),
@@ -126,13 +210,14 @@ def _qs(coef_fn):
 
 @pytest.mark.parametrize("wrong, needles", [
     (_qs(lambda s, t, x: (_v(s.alphas, t, x).sqrt(), (1 - _v(s.alphas, t, x)).sqrt())), ["ᾱ vs α"]),
-    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x), 1 - _v(s.alpha_bars, t, x))), ["missing √"]),
-    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x).sqrt(), 1 - _v(s.alpha_bars, t, x))), ["missing √", "noise"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x), 1 - _v(s.alpha_bars, t, x))), ["missing square root"]),
+    (_qs(lambda s, t, x: (_v(s.alpha_bars, t, x).sqrt(), 1 - _v(s.alpha_bars, t, x))),
+     ["variance used for the standard deviation", "noise"]),
     (_qs(lambda s, t, x: (_v(s.alpha_bars_prev, t, x).sqrt(), (1 - _v(s.alpha_bars_prev, t, x)).sqrt())),
      ["off-by-one", "t−1"]),
     (_qs(lambda s, t, x: (_v(s.alpha_bars, t + 1, x).sqrt(), (1 - _v(s.alpha_bars, t + 1, x)).sqrt())),
      ["off-by-one", "t+1"]),
-    (lambda s, x0, t, n: ddpm.q_sample(s, (x0 + 1) / 2, t, n), ["data range", "[0, 1]"]),
+    (lambda s, x0, t, n: ddpm.q_sample(s, (x0 + 1) / 2, t, n), ["rescaled", "[0, 1]"]),
     (lambda s, x0, t, n: ddpm.q_sample(s, x0, t, torch.randn_like(x0)), ["own noise", "noise"]),
     (lambda s, x0, t, n: torch.where((t == 0).view(-1, 1, 1, 1), x0, ddpm.q_sample(s, x0, t, n)), ["t = 0"]),
     (lambda s, x0, t, n: ddpm.q_sample(ddpm.NoiseSchedule.linear(1000), x0, t, n), ["schedule"]),
@@ -176,11 +261,11 @@ def test_oracle_step_passes_reference_and_from_scratch(capsys):
 
 
 @pytest.mark.parametrize("kwargs, needles", [
-    (dict(deterministic=True), ["noise z is missing", "reference text"]),
+    (dict(deterministic=True), ["noise z is missing", "fixed shift"]),
     (dict(noise=False), ["no noise"]),
-    (dict(mask=False, var="clipped"), ["noise added at t = 0", "t = 0 (paper step 1)"]),
-    (dict(var="betas"), ["β_t instead of β̃_t"]),
-    (dict(sqrt=False), ["missing √"]),
+    (dict(mask=False, var="clipped"), ["noise added at code index 0", "t = 0 (paper step 1)"]),
+    (dict(var="betas"), ["β_t used for the posterior variance"]),
+    (dict(sqrt=False), ["variance used for the standard deviation"]),
     (dict(shift=-1), ["off-by-one"]),
     (dict(shift=1), ["off-by-one"]),
 ])
@@ -240,7 +325,7 @@ def _kl(m1, v1, m2, v2):
 @pytest.mark.parametrize("wrong, needle", [
     (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m2, lv2, m1, lv1), "swapped"),
     (lambda m1, lv1, m2, lv2: _kl(m1, lv1, m2, lv2), "log-variance"),
-    (lambda m1, lv1, m2, lv2: 2 * ddpm.normal_kl(m1, lv1, m2, lv2), "½"),
+    (lambda m1, lv1, m2, lv2: 2 * ddpm.normal_kl(m1, lv1, m2, lv2), "one half"),
     (lambda m1, lv1, m2, lv2: _kl(m1, (2 * lv1).exp(), m2, (2 * lv2).exp()), "log standard deviation"),
     (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m1, lv1, m2, lv2).sum(), "summed"),
     (lambda m1, lv1, m2, lv2: ddpm.normal_kl(m1, lv1, m2, lv2) / math.log(2), "bits"),
@@ -255,7 +340,7 @@ def test_prior_bpd_passes_reference(capsys):
     def by_hand(schedule, x0):
         ab = schedule.alpha_bars[-1]
         kl = ddpm.normal_kl(ab.sqrt() * x0.double(), torch.log(1 - ab), torch.zeros(()), torch.zeros(()))
-        return kl.flatten(1).mean(1) / math.log(2)
+        return (kl.flatten(1).mean(1) / math.log(2)).to(x0.dtype)
 
     assert_passes(ex.check_prior_bpd, by_hand, capsys)
 
@@ -264,12 +349,12 @@ def _prior(schedule, x0, *, index=-1, buf="alpha_bars", bits=True, reduce="mean"
     ab = getattr(schedule, buf)[index]
     kl = ddpm.normal_kl(ab.sqrt() * x0.double(), torch.log(1 - ab), torch.zeros(()), torch.zeros(()))
     kl = kl.flatten(1).mean(1) if reduce == "mean" else kl.flatten(1).sum(1)
-    return kl / math.log(2) if bits else kl
+    return (kl / math.log(2) if bits else kl).to(x0.dtype)
 
 
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(bits=False), "nats"),
-    (dict(reduce="sum"), "summed"),
+    (dict(reduce="sum"), "sum over the dimensions"),
     (dict(index=-2), "T−2"),
     (dict(buf="alphas"), "ᾱ vs α"),
 ])
@@ -302,13 +387,13 @@ def test_l_simple_passes_reference_and_from_scratch(capsys):
 
 
 @pytest.mark.parametrize("kwargs, needles", [
-    (dict(target="x0"), ["target is x0"]),
+    (dict(target="x0"), ["x0 as the target"]),
     (dict(buf="alphas"), ["ᾱ vs α"]),
-    (dict(sqrt=False), ["missing √"]),
+    (dict(sqrt=False), ["missing square root"]),
     (dict(lo=1, hi=None), ["never saw t = [0]", "off-by-one"]),
     (dict(lo=1, hi=21, t_model_shift=0), ["code timesteps run over 0..T−1"]),
     (dict(buf="alpha_bars_prev"), ["off-by-one"]),
-    (dict(reduce="sum"), ["summed", "mean"]),
+    (dict(reduce="sum"), ["sum instead of a mean"]),
 ])
 def test_l_simple_catches_classic_mistakes(kwargs, needles, capsys):
     assert_fails(ex.check_l_simple, lambda m, s, x0, g: _l_simple(m, s, x0, g, **kwargs), capsys, *needles)
@@ -359,8 +444,8 @@ def test_sampler_passes_reference_and_from_scratch(capsys):
 @pytest.mark.parametrize("kwargs, needles", [
     (dict(deterministic=True), ["noise z is missing"]),
     (dict(noise=False), ["no noise"]),
-    (dict(noise_at_0=True, var="betas"), ["noise added at t = 0"]),
-    (dict(stop=1), ["stops before t = 0"]),
+    (dict(noise_at_0=True, var="betas"), ["noise added at code index 0"]),
+    (dict(stop=1), ["stops before code index 0"]),
     (dict(mean_kind="ko"), ["ᾱ vs α"]),
     (dict(mean_kind="prev"), ["off-by-one"]),
 ])
@@ -376,7 +461,7 @@ def test_sampler_catches_paper_indexed_loop(capsys):
             x = ddpm.p_sample_step(schedule, eps, x, i - 1, generator=generator)
         return x
 
-    assert_fails(ex.check_sampler, paper_loop, capsys, "0..T−1", "reversed(range(T))")
+    assert_fails(ex.check_sampler, paper_loop, capsys, "0..T−1", "loop from T instead of T−1", "off-by-one")
 
 
 # --------------------------------------------------------------------------- chapter 5
@@ -403,16 +488,18 @@ def _mc_kernel(schedule, xt, t, data, n_samples, generator, h=0.02):
     return ((near * eps).sum(1) / near.sum(1).clamp(min=1)).reshape(-1, 1).float()
 
 
-def test_mc_eps_passes_weighted_and_kernel_estimators(capsys):
+def test_mc_eps_passes_weighted_estimator_and_not_a_kernel_one_far_from_the_data(capsys):
     assert_passes(ex.check_mc_eps, _mc, capsys)
-    assert_passes(ex.check_mc_eps, lambda *a: _mc_kernel(*a, h=0.02), capsys)
+    # keeping only samples that land near x_t is fine near the data, but far from it no sample lands
+    out = assert_fails(ex.check_mc_eps, lambda *a: _mc_kernel(*a, h=0.02), capsys, "far from every data point")
+    assert "💡" not in out  # an observation, not a named cause
 
 
 @pytest.mark.parametrize("kwargs, needle", [
     (dict(buf="alphas"), "ᾱ vs α"),
     (dict(weighted=False), "not weighted"),
     (dict(shift=1), "off-by-one"),
-    (dict(sqrt=False), "missing √"),
+    (dict(sqrt=False), "variance used for the standard deviation"),
 ])
 def test_mc_eps_catches_classic_mistakes(kwargs, needle, capsys):
     assert_fails(ex.check_mc_eps, lambda *a: _mc(*a, **kwargs), capsys, needle, "n_samples")
@@ -421,3 +508,52 @@ def test_mc_eps_catches_classic_mistakes(kwargs, needle, capsys):
 def test_mc_eps_refuses_the_exact_answer(capsys):
     assert_fails(ex.check_mc_eps, lambda s, xt, t, data, n, g: ddpm.ideal_eps(s, xt, t, data), capsys,
                  "Monte-Carlo")
+
+
+# --------------------------------------------------------------------------- diagnoses that once were wrong
+
+def test_q_sample_reports_a_nan_as_a_nan_not_as_its_own_noise(capsys):
+    def negative_root(schedule, x0, t, noise):
+        ab = schedule.gather("alpha_bars", t, x0)
+        return ab.sqrt() * x0 + (ab - 1).sqrt() * noise
+
+    out = assert_fails(ex.check_q_sample, negative_root, capsys, "NaN")
+    assert "own noise" not in out and "different results" not in out
+
+
+def test_sampler_blames_sigma_one_step_off_on_sigma(capsys):
+    def late_sigma(eps_fn, schedule, shape, generator):
+        x = torch.randn(shape, generator=generator)
+        for i in range(schedule.T - 1, -1, -1):
+            eps = eps_fn(x, torch.full((shape[0],), i, dtype=torch.long))
+            b, a, ab = float(schedule.betas[i]), float(schedule.alphas[i]), float(schedule.alpha_bars[i])
+            x = (x - b / (1 - ab) ** 0.5 * eps) / a ** 0.5
+            if i > 0:
+                x = x + float(schedule.posterior_variance[i - 1]) ** 0.5 * torch.randn(shape, generator=generator)
+        return x
+
+    out = assert_fails(ex.check_sampler, late_sigma, capsys, "σ taken at the wrong step")
+    assert "missing" not in out
+
+
+def test_oracle_step_does_not_call_an_unexplained_mean_swapped(capsys):
+    def clipped_x0(schedule, x0, xt, t, generator):
+        x0c = x0.clamp(-0.5, 0.5)
+        mean = (schedule.gather("posterior_mean_coef1", t, xt) * x0c
+                + schedule.gather("posterior_mean_coef2", t, xt) * xt)
+        var = schedule.gather("posterior_variance", t, xt)
+        return mean + var.sqrt() * torch.randn(xt.shape, generator=generator)
+
+    out = assert_fails(ex.check_oracle_step, clipped_x0, capsys, "sample mean off")
+    assert "💡" not in out  # what is observed, and no cause the test did not isolate
+
+
+@pytest.mark.parametrize("hints", ["full", "terse"])
+def test_prior_bpd_in_float32_says_float64(hints):
+    def float32(schedule, x0):
+        ab = schedule.alpha_bars[-1].float()
+        kl = 0.5 * (ab * x0 ** 2 + (1 - ab) - 1 - torch.log(1 - ab))
+        return kl.flatten(1).mean(1) / math.log(2)
+
+    result = ex.evaluate("check_prior_bpd", float32, hints=hints)
+    assert result.status == "FAIL" and "float64" in result.message

@@ -127,3 +127,39 @@ def test_a_training_checkpoint_loads_its_ema_weights_on_the_cpu_by_default(tiny_
     model = load_pretrained(path=path, device="cpu")
     assert next(model.parameters()).device.type == "cpu"
     torch.testing.assert_close(model.stem.weight, ema.stem.weight, atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------- the conditional checkpoint (chapter 7)
+
+COND = WEIGHTS_DIR / "ddpm_mnist_cond.pt"
+GUIDED_ACCURACY_FLOOR = 0.85  # share of 100 samples (10 per digit, 50 steps, w = 2) read as the requested digit
+
+
+@pytest.mark.skipif(not COND.is_file(), reason="shipped conditional checkpoint not present")
+def test_shipped_conditional_checkpoint_loads_as_a_conditional_unet():
+    model = load_pretrained("ddpm_mnist_cond")
+    info = pretrained_info("ddpm_mnist_cond")
+    assert isinstance(model, UNet) and model.num_classes == 10 and not model.training
+    assert info["model"]["num_classes"] == 10 and info["config"]["p_uncond"] > 0
+    assert info["init_from"].endswith("ddpm_mnist_quick.pt")  # the provenance says where it started
+    assert COND.stat().st_size < 5 * 2**20  # small enough to ship
+    assert model.label_emb.weight.abs().sum() > 0  # the label embedding was trained
+    # the unconditional branch is the U-Net's "no label" token
+    x = torch.randn(2, 1, 28, 28)
+    torch.testing.assert_close(model(x, 500), model(x, 500, torch.tensor([10, 10])), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not COND.is_file(), reason="shipped conditional checkpoint not present")
+def test_guided_samples_of_the_shipped_conditional_checkpoint_are_the_requested_digits(mnist_root):
+    """The weights fit the code and the guidance: 10 samples of each digit at w = 2 are mostly read as that digit.
+    The floor sits well below what the checkpoint scores (benchmarks/results/conditional_targets.json)."""
+    from dnnl import metrics
+    from dnnl.models.ddpm import guided
+
+    model = load_pretrained("ddpm_mnist_cond")
+    y = torch.arange(10).repeat_interleave(10)
+    images = sample(guided(model, y, 2.0), pretrained_schedule("ddpm_mnist_cond"), (100, 1, 28, 28), steps=50,
+                    progress=False, generator=torch.Generator().manual_seed(0)).images
+    top = metrics.predict_proba(images).argmax(dim=1)
+    assert (top == y).double().mean() >= GUIDED_ACCURACY_FLOOR

@@ -128,3 +128,90 @@ def test_float_inputs_of_other_dtypes_are_cast_to_the_model_dtype():
     for dtype in (torch.long, torch.bool):
         with pytest.raises(TypeError, match=r"x must be a floating-point tensor"):
             model(x.to(dtype), 5)
+
+
+# --------------------------------------------------------------------------- conditional U-Net (chapter 7)
+
+def _randomised(model, seed=0):
+    """Random non-zero weights everywhere (the zero-initialised layers would hide every dependence)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    return model
+
+
+def test_num_classes_none_keeps_the_unconditional_parameters_and_keys():
+    torch.manual_seed(0)
+    plain = small()
+    torch.manual_seed(0)
+    none = small(num_classes=None)
+    torch.manual_seed(0)
+    cond = small(num_classes=10)
+    assert list(none.state_dict()) == list(plain.state_dict())
+    assert not hasattr(none, "label_emb") and none.num_classes is None
+    for (k, a), b in zip(plain.state_dict().items(), none.state_dict().values()):
+        assert torch.equal(a, b), k
+    # the conditional model adds exactly one tensor, (num_classes + 1) x time_dim, and draws no random numbers
+    extra = set(cond.state_dict()) - set(plain.state_dict())
+    assert extra == {"label_emb.weight"} and cond.label_emb.weight.shape == (11, 4 * 8)
+    for k, v in plain.state_dict().items():
+        assert torch.equal(cond.state_dict()[k], v), k
+    # an unconditional state dict loads strictly into an unconditional model built with num_classes=None
+    none.load_state_dict(plain.state_dict(), strict=True)
+
+
+def test_conditional_output_has_the_input_shape():
+    model = _randomised(small(num_classes=10))
+    x = torch.randn(3, 1, 28, 28)
+    for y in (None, 4, torch.tensor([0, 9, 10])):
+        out = model(x, torch.tensor([0, 500, 999]), y)
+        assert out.shape == x.shape and out.dtype == torch.float32
+
+
+def test_zero_label_embedding_makes_the_conditional_model_the_unconditional_one():
+    plain = _randomised(small())
+    cond = small(num_classes=10)
+    missing, unexpected = cond.load_state_dict(plain.state_dict(), strict=False)
+    assert missing == ["label_emb.weight"] and unexpected == []
+    assert torch.equal(cond.label_emb.weight, torch.zeros(11, 32))  # still zero after loading
+    x, t = torch.randn(4, 1, 28, 28), torch.tensor([3, 100, 600, 999])
+    ref = plain(x, t)
+    for y in (None, torch.tensor([0, 3, 9, 10]), 7):
+        assert torch.equal(cond(x, t, y), ref)
+
+
+def test_the_label_changes_the_output_once_the_embedding_is_trained():
+    model = _randomised(small(num_classes=10))
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([10, 10])
+    a, b = model(x, t, torch.tensor([1, 1])), model(x, t, torch.tensor([2, 1]))
+    assert not torch.allclose(a[0], b[0]) and torch.equal(a[1], b[1])  # only the example whose label changed
+    # y=None is the "no label" token num_classes, for every example
+    assert torch.equal(model(x, t), model(x, t, torch.tensor([10, 10])))
+    assert torch.equal(model(x, t, 3), model(x, t, torch.tensor([3, 3])))
+
+
+@pytest.mark.parametrize("y, error, match", [
+    (torch.tensor([0, 11]), ValueError, r"y must be in \[0, 10\] \(got 11\); 10 is the 'no label' token"),
+    (torch.tensor([-1, 2]), ValueError, r"y must be in \[0, 10\] \(got -1\)"),
+    (11, ValueError, r"y must be in \[0, 10\]"),
+    (torch.tensor([1.0, 2.0]), TypeError, "y must hold integer class labels"),
+    (torch.tensor([True, False]), TypeError, "y must hold integer class labels"),
+    (torch.tensor([1, 2, 3]), ValueError, r"y must have shape \(B,\) = \(2,\)"),
+    (torch.tensor(1), ValueError, r"y must have shape \(B,\)"),
+    ("3", TypeError, "y must be None, an int or an int64 tensor"),
+    (True, TypeError, "y must be None, an int or an int64 tensor"),
+])
+def test_bad_labels_are_refused_with_their_name(y, error, match):
+    model = small(num_classes=10)
+    with pytest.raises(error, match=match):
+        model(torch.randn(2, 1, 28, 28), 5, y)
+
+
+def test_an_unconditional_model_refuses_a_label():
+    with pytest.raises(ValueError, match=r"y must be None: this U-Net is unconditional \(num_classes=None\)"):
+        small()(torch.randn(2, 1, 28, 28), 5, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="num_classes"):
+        small(num_classes=0)
+    with pytest.raises(TypeError, match="num_classes"):
+        small(num_classes=2.5)

@@ -1,7 +1,8 @@
 """Run a notebook in a fresh kernel, and the message of an exercise stub.
 
-The grader runs students' notebooks with :func:`run_notebook`; the book's tooling (``booktools/``, not
-installed) and the tests run the chapters with the same function, so every notebook runs one way.
+The book's tooling (``booktools/``, not installed), the benchmarks and the tests run the chapters with
+:func:`run_notebook`, so every notebook runs one way. The grader does not run notebooks from the top: it
+checks each exercise function in its own process (:mod:`dnnl.exercises.grading`).
 """
 from __future__ import annotations
 

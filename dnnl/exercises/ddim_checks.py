@@ -2,31 +2,48 @@
 
 Same contract as :mod:`dnnl.exercises.checks`, whose verdict and comparison helpers these reuse: a check
 compares the student's function with the package on seeded inputs, names the input that fails and the
-likely cause, and never raises (any exception from the student's code, ``SystemExit`` included, becomes a
-verdict; only ``KeyboardInterrupt`` goes through).
+likely cause, and never raises (``evaluate`` turns any exception from the student's code, ``SystemExit``
+included, into a verdict; only ``KeyboardInterrupt`` goes through).
 """
 from __future__ import annotations
 
 import torch
 
-from .checks import _Cases, _check, _Fail, _fmt, _gen, _tensor, _Variant, _ddpm
+from .checks import _Cases, _check, _Fail, _fmt, _gen, _tensor, _Variant, _ddpm, _why
 
 __all__ = ["check_ddim_step", "check_respaced_betas", "check_from_v", "check_invert_step"]
 
 
-def _guarded(fn):
-    """``fn`` with every BaseException but KeyboardInterrupt turned into an ordinary verdict."""
+#: The concept each full cause names, for the terse hint level (matched on the start of the full text).
+_TERSE = [
+    ("η off", "η off"), ("a missing √ in σ", "a missing square root in σ"),
+    ("a missing √", "a missing square root"),
+    ("the wrong ᾱ_prev for the first step", "the wrong ᾱ_prev for the first step"),
+    ("the wrong ᾱ_prev", "the wrong ᾱ_prev"), ("ε̂ not recomputed", "ε̂ not recomputed after clipping"),
+    ("with clip=True", "clipping skipped"), ("these are the original β_t", "the original β_t of the visited steps"),
+    ("a √ where none belongs", "a square root where none belongs"), ("this is α′", "α′ instead of β′"),
+    ("the ratio is upside down", "the ratio is upside down"), ("the order is reversed", "the order is reversed"),
+    ("the first step is missing", "the first step is missing"), ("an off-by-one", "an off-by-one in t"),
+    ("the two weights are swapped", "the two weights are swapped"),
+    ("the pair is in the wrong order", "the pair is in the wrong order"), ("a sign error", "a sign error"),
+    ("the two ᾱ's are swapped", "the two ᾱ's are swapped"), ("the ε term is missing", "the ε term is missing"),
+    ("the wrong ᾱ at t = −1", "the wrong ᾱ at code index −1"),
+    ("x is x_t, not clean data", "x taken as clean data"),
+    ("return both", "a single result instead of the pair"),
+]
 
-    def run(*args):
-        try:
-            return fn(*args)
-        except (KeyboardInterrupt, Exception):
-            raise
-        except BaseException as err:  # SystemExit, GeneratorExit, ...: a verdict, not a crash
-            raise _Fail(f"your function raised {type(err).__name__}: {err}",
-                        "do not call exit() or sys.exit() inside the function; return the result.") from None
 
-    return run
+def _named(text: str):
+    """``text`` as a cause with its terse name (see _TERSE); the full text keeps every detail."""
+    terse = next((t for prefix, t in _TERSE if text.startswith(prefix)), None)
+    if terse is None:
+        return text
+    head, sep, rest = text.partition(": ")
+    return _why(terse, rest if sep and head.startswith(terse[:8]) else text)
+
+
+def _terse_variants(variants):
+    return [_Variant(v.value, _named(v.why)) for v in variants]
 
 
 def _ab(schedule, t: int) -> float:
@@ -95,7 +112,10 @@ def _step_variants(schedule, t, t_prev, eta, clip, xt, eps, z) -> list[_Variant]
 
 @_check(6, "one DDIM step of the η family (Eq. @eq-ddim-step) on a strided chain, with optional clipping",
         "x̂_0 = (x_t − √(1−ᾱ_t)·ε)/√ᾱ_t; σ = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev); "
-        "x_prev = √ᾱ_prev·x̂_0 + √(1−ᾱ_prev−σ²)·ε + σ·z, with ᾱ_prev = 1 at t_prev = −1.")
+        "x_prev = √ᾱ_prev·x̂_0 + √(1−ᾱ_prev−σ²)·ε + σ·z, with ᾱ_prev = 1 at t_prev = −1.",
+        terse="one step of the DDIM η family: predicted x0, the direction term and the η-scaled noise",
+        hides=("dnnl.models.ddpm:ddim_step_eta", "dnnl.models.ddpm:ddim_sigma", "dnnl.models.ddpm:ddim_step",
+               "dnnl.models.ddpm.ddim_scheduler:DDIMScheduler.step"))
 def check_ddim_step(fn) -> list[str]:
     """Check ``fn(schedule, eps, xt, t, t_prev, eta, z, clip) -> x_prev`` (Chapter 6, Eq. @eq-ddim-step).
 
@@ -107,7 +127,7 @@ def check_ddim_step(fn) -> list[str]:
     g = _gen(61)
     cases = [(600, 500, 0.0, False), (600, 500, 1.0, False), (600, 500, 0.5, False), (300, 299, 1.0, False),
              (99, -1, 0.5, False), (999, 899, 0.3, True), (400, 200, 0.0, True)]
-    run = _guarded(fn)
+    run = fn
     tested = _Cases()
     for t, t_prev, eta, clip in cases:
         x0 = torch.rand(3, 1, 4, 4, generator=g, dtype=torch.float64) * 2 - 1
@@ -118,7 +138,8 @@ def check_ddim_step(fn) -> list[str]:
         on = f"t = {t}, t_prev = {t_prev}, eta = {eta}, clip = {clip} (linear schedule, T = 1000)"
         got = tested.call(run, schedule, eps.clone(), xt.clone(), t, t_prev, eta, z.clone(), clip, on=on)
         exp = ddpm.ddim_step_eta(schedule, eps, xt, t, t_prev, eta=eta, noise=z if eta > 0 else None, clip=clip)
-        tested.compare(got, exp, on=on, variants=_step_variants(schedule, t, t_prev, eta, clip, xt, eps, z),
+        tested.compare(got, exp, on=on, variants=_terse_variants(
+                           _step_variants(schedule, t, t_prev, eta, clip, xt, eps, z)),
                        what="x_prev")
     tested.finish()
     return [f"{len(cases)} steps: strided (600 → 500, 400 → 200, 999 → 899), adjacent (300 → 299) and the last "
@@ -130,7 +151,9 @@ def check_ddim_step(fn) -> list[str]:
 
 @_check(6, "the respaced β′ of a strided chain (Eq. @eq-respaced-beta)",
         "β′_i = 1 − ᾱ_{τ_i}/ᾱ_{τ_(i−1)} with ᾱ = 1 before the first visited step: ab = alpha_bars[timesteps]; "
-        "1 − ab / cat([1], ab[:-1]).")
+        "1 − ab / cat([1], ab[:-1]).",
+        terse="the respaced betas of a strided chain, from ratios of the cumulative products",
+        hides=("dnnl.models.ddpm:respaced_betas",))
 def check_respaced_betas(fn) -> list[str]:
     """Check ``fn(schedule, timesteps) -> beta_prime`` (Chapter 6, Eq. @eq-respaced-beta).
 
@@ -143,7 +166,7 @@ def check_respaced_betas(fn) -> list[str]:
              (lin, torch.arange(99, 1000, 100), "the trailing 10-step chain 99, 199, ..., 999 (linear, T = 1000)"),
              (cos, torch.tensor([3, 7, 20, 41, 49]), "uneven steps [3, 7, 20, 41, 49] (cosine, T = 50)"),
              (lin, torch.tensor([999]), "a single step [999] (linear, T = 1000)")]
-    run = _guarded(fn)
+    run = fn
     tested = _Cases()
     for schedule, taus, on in cases:
         ab = schedule.alpha_bars[taus]
@@ -168,7 +191,8 @@ def check_respaced_betas(fn) -> list[str]:
         ab1 = schedule.alpha_bars[shifted]
         variants.append(_Variant(1 - ab1 / torch.cat([ones, ab1[:-1]]),
                                  "an off-by-one: you used ᾱ at τ + 1; code index τ is already paper step τ + 1."))
-        tested.compare(got, exp, on=on, variants=variants, atol=1e-10, rtol=1e-8, what="β′")
+        tested.compare(got, exp, on=on, variants=_terse_variants(variants), atol=1e-10, rtol=1e-8,
+                       what="β′")
     tested.finish()
     return ["leading and trailing 10-step chains on a linear T = 1000 schedule, uneven steps on a cosine "
             "T = 50 schedule, and a single step",
@@ -183,11 +207,13 @@ def _pair(out, on: str):
     kind = f"a {type(out).__name__} of {len(out)} items" if isinstance(out, (tuple, list)) else \
         f"a {type(out).__name__}"
     raise _Fail(f"On {on}: your function returned {kind}; expected the pair (eps, x0).",
-                "return both: `return eps, x0`.")
+                _named("return both: `return eps, x0`."))
 
 
 @_check(6, "ε and x_0 from a v prediction (Eqs. @eq-ddim-eps-from-v and @eq-ddim-x0-from-v)",
-        "a = √ᾱ_t, s = √(1 − ᾱ_t) gathered at t and shaped (B, 1, 1, 1); eps = s·x_t + a·v, x0 = a·x_t − s·v.")
+        "a = √ᾱ_t, s = √(1 − ᾱ_t) gathered at t and shaped (B, 1, 1, 1); eps = s·x_t + a·v, x0 = a·x_t − s·v.",
+        terse="the rotation from a v prediction back to the noise and to x0",
+        hides=("dnnl.models.ddpm:v_to_eps", "dnnl.models.ddpm:v_to_x0"))
 def check_from_v(fn) -> list[str]:
     """Check ``fn(schedule, xt, t, v) -> (eps, x0)`` (Chapter 6, Eqs. @eq-ddim-eps-from-v, @eq-ddim-x0-from-v).
 
@@ -197,7 +223,7 @@ def check_from_v(fn) -> list[str]:
     g = _gen(63)
     cases = [(ddpm.NoiseSchedule.linear(T=1000), torch.tensor([0, 10, 500, 999]), "linear, T = 1000"),
              (ddpm.NoiseSchedule.cosine(T=100), torch.tensor([5, 50, 99]), "cosine, T = 100")]
-    run = _guarded(fn)
+    run = fn
     tested = _Cases()
     for schedule, t, name in cases:
         x0 = torch.rand(len(t), 1, 3, 3, generator=g, dtype=torch.float64) * 2 - 1
@@ -217,14 +243,14 @@ def check_from_v(fn) -> list[str]:
         order = "the pair is in the wrong order: return (eps, x0)."
         no_sqrt = "a missing √: the weights are √ᾱ_t and √(1 − ᾱ_t), not ᾱ_t and 1 − ᾱ_t."
         off = "an off-by-one in t: schedule.alpha_bars[t] already belongs to code index t."
-        tested.compare(got_eps, eps, on=on + ", eps", what="eps", variants=[
+        tested.compare(got_eps, eps, on=on + ", eps", what="eps", variants=_terse_variants([
             _Variant(a * xt + s * v, common), _Variant(x0, order), _Variant((1 - ab) * xt + ab * v, no_sqrt),
             _Variant(s * xt - a * v, "a sign error: ε = √(1 − ᾱ_t)·x_t + √ᾱ_t·v (plus)."),
-            _Variant((1 - ab_n).sqrt() * xt + ab_n.sqrt() * v, off)])
-        tested.compare(got_x0, x0, on=on + ", x0", what="x0", variants=[
+            _Variant((1 - ab_n).sqrt() * xt + ab_n.sqrt() * v, off)]))
+        tested.compare(got_x0, x0, on=on + ", x0", what="x0", variants=_terse_variants([
             _Variant(s * xt - a * v, common), _Variant(eps, order), _Variant(ab * xt - (1 - ab) * v, no_sqrt),
             _Variant(a * xt + s * v, "a sign error: x_0 = √ᾱ_t·x_t − √(1 − ᾱ_t)·v (minus)."),
-            _Variant(ab_n.sqrt() * xt - (1 - ab_n).sqrt() * v, off)])
+            _Variant(ab_n.sqrt() * xt - (1 - ab_n).sqrt() * v, off)]))
     tested.finish()
     return ["batches with one step per image on a linear T = 1000 and a cosine T = 100 schedule, "
             "including the first and the last step",
@@ -234,7 +260,9 @@ def check_from_v(fn) -> list[str]:
 # --------------------------------------------------------------------------- exercise 6.4
 
 @_check(6, "one DDIM inversion step (Eq. @eq-ddim-inversion), and that DDIM undoes it",
-        "x̂_0 = (x − √(1−ᾱ_t)·ε)/√ᾱ_t with ᾱ_t = 1 at t = −1; return √ᾱ_next·x̂_0 + √(1−ᾱ_next)·ε.")
+        "x̂_0 = (x − √(1−ᾱ_t)·ε)/√ᾱ_t with ᾱ_t = 1 at t = −1; return √ᾱ_next·x̂_0 + √(1−ᾱ_next)·ε.",
+        terse="the deterministic DDIM step run forwards in time",
+        hides=("dnnl.models.ddpm:ddim_inversion_step",))
 def check_invert_step(fn) -> list[str]:
     """Check ``fn(schedule, eps, x, t, t_next) -> x_next`` (Chapter 6, Eq. @eq-ddim-inversion).
 
@@ -245,7 +273,7 @@ def check_invert_step(fn) -> list[str]:
     schedule = ddpm.NoiseSchedule.linear(T=1000)
     g = _gen(64)
     cases = [(-1, 99), (99, 199), (500, 999), (0, 1), (250, 600)]
-    run = _guarded(fn)
+    run = fn
     tested = _Cases()
     worst = 0.0
     for t, t_next in cases:
@@ -277,7 +305,7 @@ def check_invert_step(fn) -> list[str]:
             variants.append(_Variant(ab_n ** 0.5 * x + (1 - ab_n) ** 0.5 * eps,
                                      "x is x_t, not clean data: first predict x̂_0 = (x − √(1 − ᾱ_t)·ε)/√ᾱ_t."))
         n_before = len(tested.fails)
-        tested.compare(got, exp, on=on, variants=variants, what="x_next")
+        tested.compare(got, exp, on=on, variants=_terse_variants(variants), what="x_next")
         if len(tested.fails) == n_before:
             back = ddpm.ddim_step_eta(schedule, eps, _tensor(got).double(), t_next, t, eta=0.0)
             worst = max(worst, float((back - x).abs().max()))

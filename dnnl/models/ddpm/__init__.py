@@ -1,6 +1,7 @@
 """DDPM, one concept per module in book order:
 schedule → diffusion → elbo → losses → unet → train → sample → scheduler → pretrained → ideal
-→ ddim → prediction → ddim_scheduler (the η family, the targets ε/x_0/v, a diffusers-style DDIM scheduler).
+→ ddim → prediction → ddim_scheduler (the η family, the targets ε/x_0/v, a diffusers-style DDIM scheduler)
+→ guidance (chapter 7: label dropout and classifier-free guidance).
 
 Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
 """
@@ -15,12 +16,13 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .schedule import timesteps_for
 from .sample import SampleOutput, ddim_step, sample
 from .scheduler import DDPMScheduler, SchedulerOutput
-from .pretrained import available_pretrained, load_pretrained, pretrained_info, pretrained_schedule
+from .pretrained import available_pretrained, init_weights, load_pretrained, pretrained_info, pretrained_schedule
 from .ideal import ideal_eps, ideal_score, ideal_x0, log_marginal
 from .ddim import (ddim_inversion_step, ddim_sigma, ddim_step_eta, q_sigma_posterior, rescale_zero_terminal_snr,
                    respaced_betas, visits_step_T)
 from .prediction import eps_to_x0, prediction_loss_weight, v_from, v_to_eps, v_to_x0, x0_to_eps
 from .ddim_scheduler import DDIMScheduler, DDIMSchedulerOutput
+from .guidance import GuidedEps, cfg_eps, drop_labels, guided
 
 __all__ = [
     "NoiseSchedule",
@@ -32,11 +34,12 @@ __all__ = [
     "train_step", "lr_factor", "ema_decay_at", "ema_update", "TrainingInterrupted",
     "save_checkpoint", "load_checkpoint",
     "timesteps_for", "sample", "SampleOutput", "ddim_step", "DDPMScheduler", "SchedulerOutput",
-    "load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained",
+    "load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained", "init_weights",
     "ideal_eps", "ideal_score", "ideal_x0", "log_marginal",
     "ddim_sigma", "q_sigma_posterior", "ddim_step_eta", "ddim_inversion_step", "visits_step_T",
     "respaced_betas", "rescale_zero_terminal_snr",
     "eps_to_x0", "x0_to_eps", "v_from", "v_to_eps", "v_to_x0", "prediction_loss_weight",
     "DDIMScheduler", "DDIMSchedulerOutput",
+    "drop_labels", "cfg_eps", "guided", "GuidedEps",
 ]
 

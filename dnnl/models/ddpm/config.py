@@ -21,7 +21,8 @@ __all__ = ["TrainConfig", "TrainResult"]
 _INTS = {"num_res_blocks": 1, "T": 2, "steps": 1, "batch_size": 1, "warmup": 0, "seed": 0, "num_workers": 0,
          "log_every": 1, "checkpoint_every": 1, "sample_every": 0}
 # float fields: (low, high, open_low, open_high)
-_FLOATS = {"dropout": (0.0, 1.0, False, True), "lr": (0.0, None, True, False),
+_FLOATS = {"dropout": (0.0, 1.0, False, True), "p_uncond": (0.0, 1.0, False, True), "lr": (0.0, None, True, False),
+           "label_lr_scale": (0.0, None, True, False),
            "weight_decay": (0.0, None, False, False), "ema_decay": (0.0, 1.0, False, True)}
 
 
@@ -31,11 +32,11 @@ def _check_choice(value, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _check_path(value, name: str, optional: bool = False):
+def _check_path(value, name: str, optional: bool = False, what: str = "folder path"):
     if value is None and optional:
         return None
     if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a folder path (str or Path){' or None' if optional else ''} "
+        raise TypeError(f"{name} must be a {what} (str or Path){' or None' if optional else ''} "
                         f"(got {type(value).__name__} {value!r})")
     return str(value)
 
@@ -51,6 +52,13 @@ class TrainConfig:
     """Everything a run depends on. ``batch_size`` is per process; the global batch is batch_size × world size.
 
     Every field is checked on construction; NumPy numbers are stored as Python ones.
+
+    ``num_classes`` trains the conditional ε_θ(x_t, t, y) of chapter 7 on the MNIST labels, each replaced by
+    "no label" with probability ``p_uncond`` (Eq. @eq-ch7-label-dropout). ``init_from`` starts a fresh run
+    from saved weights (a state dict, or a training checkpoint's EMA), for example the shipped unconditional
+    checkpoint: every weight must fit, except a conditional model's label embedding, which stays at zero.
+    ``label_lr_scale`` lets that new embedding learn at ``lr × label_lr_scale`` while the loaded weights are
+    fine-tuned at ``lr`` (1: one learning rate for all).
     """
 
     preset: str = "custom"
@@ -59,6 +67,9 @@ class TrainConfig:
     num_res_blocks: int = 1
     attention: bool = True
     dropout: float = 0.0
+    num_classes: int | None = None
+    p_uncond: float = 0.1
+    init_from: str | None = None
     # diffusion
     T: int = 1000
     schedule: str = "linear"
@@ -69,6 +80,7 @@ class TrainConfig:
     warmup: int = 100
     decay_steps: int | None = None
     weight_decay: float = 0.0
+    label_lr_scale: float = 1.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     seed: int = 0
@@ -94,7 +106,7 @@ class TrainConfig:
         for name, low in _INTS.items():
             setattr(self, name, check_int(getattr(self, name), name, low=low))
         self.sample_steps = check_int(self.sample_steps, "sample_steps", low=1, high=self.T)
-        for name in ("decay_steps", "subset"):
+        for name in ("decay_steps", "subset", "num_classes"):
             if getattr(self, name) is not None:
                 setattr(self, name, check_int(getattr(self, name), f"{name} (None or an int)", low=1))
         for name, (low, high, open_low, open_high) in _FLOATS.items():
@@ -108,6 +120,7 @@ class TrainConfig:
                 raise ValueError(f"{err}; use math.inf for no clipping") from None
         self.grad_clip = float(clip)
         self.data_root = _check_path(self.data_root, "data_root", optional=True)
+        self.init_from = _check_path(self.init_from, "init_from", optional=True, what="weights file path")
         self.out_dir = _check_path(self.out_dir, "out_dir")
 
     @classmethod
@@ -146,9 +159,10 @@ class TrainConfig:
         return d
 
     def model_kwargs(self, in_channels: int = 1) -> dict:
-        """The UNet constructor arguments this config describes (plain types)."""
-        return dict(in_channels=in_channels, out_channels=in_channels, channels=list(self.channels),
-                    num_res_blocks=self.num_res_blocks, attention=self.attention, dropout=self.dropout)
+        """The UNet constructor arguments this config describes (plain types; ``num_classes`` only when set)."""
+        kwargs = dict(in_channels=in_channels, out_channels=in_channels, channels=list(self.channels),
+                      num_res_blocks=self.num_res_blocks, attention=self.attention, dropout=self.dropout)
+        return kwargs if self.num_classes is None else dict(kwargs, num_classes=self.num_classes)
 
     def build_model(self, in_channels: int = 1) -> UNet:
         """The U-Net this config describes."""

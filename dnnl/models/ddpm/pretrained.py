@@ -1,4 +1,8 @@
-"""Shipped checkpoints: a U-Net trained on MNIST by this package's own loop, ready to sample (chapter 4).
+"""Shipped checkpoints: U-Nets trained on MNIST by this package's own loop, ready to sample.
+
+- ``ddpm_mnist_quick``: the unconditional ε_θ(x_t, t) of chapter 4;
+- ``ddpm_mnist_cond``: the conditional ε_θ(x_t, t, y) of chapter 7 (``num_classes=10``, label dropout), fine-tuned
+  from ``ddpm_mnist_quick``; sample it with ``sample(guided(model, y, w), ...)``.
 
 Each checkpoint ``weights/<name>.pt`` (a ``weights_only`` state dict of the EMA weights) comes with
 ``weights/<name>.json``: the U-Net arguments (``model``), the training config, steps, seed, wall time,
@@ -18,7 +22,8 @@ from .checkpoint import load_checkpoint
 from .schedule import NoiseSchedule
 from .unet import UNet
 
-__all__ = ["load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained", "WEIGHTS_DIR"]
+__all__ = ["load_pretrained", "pretrained_info", "pretrained_schedule", "available_pretrained", "init_weights",
+           "WEIGHTS_DIR"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 _SCHEDULES = ("linear", "cosine")
@@ -82,6 +87,25 @@ def _unet_kwargs(info: dict) -> dict:
         raise ValueError(f"the record's 'model' entry has keys UNet does not take: {unknown} "
                          f"(UNet takes {sorted(allowed)})")
     return dict(kwargs, channels=tuple(kwargs["channels"]))
+
+
+def init_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load the weights of ``path`` (a state dict, or a training checkpoint's EMA) into ``model``, in place.
+
+    Every weight must fit; only a conditional U-Net's label embedding may be missing, and it keeps its zeros,
+    so a conditional model starts as the unconditional one it was loaded from (``TrainConfig.init_from``).
+    """
+    state = load_checkpoint(path, map_location="cpu")
+    if isinstance(state.get("ema"), dict):
+        state = state["ema"]
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:
+        raise ValueError(f"init_from={str(path)!r}: its weights do not fit the model: {err}") from err
+    missing = [k for k in missing if k != "label_emb.weight"]
+    if missing or unexpected:
+        raise ValueError(f"init_from={str(path)!r}: its weights do not fit the model (missing {missing}, "
+                         f"unexpected {unexpected})")
 
 
 def load_pretrained(name: str = "ddpm_mnist_quick", device: torch.device | str | None = None, *,

@@ -10,6 +10,8 @@
 - Faults stop a run cleanly: a non-finite loss or weight, Ctrl-C or SIGTERM (which first save a checkpoint
   at the current step), a second run in the same folder, a full or read-only disk.
 - Under ``torchrun --nproc_per_node=N`` the same loop runs DistributedDataParallel; rank 0 logs and saves.
+- With ``TrainConfig(num_classes=10)`` it trains the conditional ε_θ(x_t, t, y) of chapter 7 on the labels,
+  with label dropout (Eq. @eq-ch7-label-dropout) drawn from the step's generator.
 
 Command line: ``python -m dnnl.models.ddpm --preset quick --out runs/quick``.
 """
@@ -37,6 +39,8 @@ from ._validate import check_float, check_int
 from .checkpoint import (CHECKPOINT_NAME, all_finite, check_folder, load_checkpoint, lock_folder, remove_stale_temps,
                          rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig, TrainResult
+from .guidance import _check_labels, _label_dropout_model
+from .pretrained import init_weights
 from .losses import _noise_prediction_loss
 from .schedule import NoiseSchedule
 
@@ -47,6 +51,8 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_
 # A resumed run with a new ``decay_steps`` continues on the new learning-rate curve from its step.
 _RESUMABLE = {"steps", "decay_steps", "out_dir", "data_root", "num_workers", "log_every", "checkpoint_every",
               "sample_every", "sample_steps"}
+# Fields added later, with the value an older checkpoint (which lacks them) was trained with.
+_ADDED = {"num_classes": None, "p_uncond": 0.1, "init_from": None, "label_lr_scale": 1.0}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -99,14 +105,18 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 # --------------------------------------------------------------------------- Algorithm 1
 
 def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, optimizer: torch.optim.Optimizer, *,
-               generator: torch.Generator | None = None, grad_clip: float = math.inf,
-               scaler: torch.amp.GradScaler = NO_SCALER, autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+               y: torch.Tensor | None = None, p_uncond: float = 0.0, generator: torch.Generator | None = None,
+               grad_clip: float = math.inf, scaler: torch.amp.GradScaler = NO_SCALER,
+               autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
     """One gradient step of Algorithm 1 on the batch ``x0``; returns L_simple, detached (Eq. @eq-l-simple).
 
     Draws t ~ U{0, …, T−1} and ε ~ N(0, I) from ``generator``, forms x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and
     descends ∇‖ε − ε_θ(x_t, t)‖² with the gradient norm clipped to ``grad_clip``. ``scaler`` (fp16) and
     ``autocast_dtype`` (bf16 or fp16 autocast) are off by default. Only type checks happen here: the step
     makes no host-device sync, so x0, the schedule and the generator should share one device.
+
+    ``y`` (labels (B,) for a U-Net built with ``num_classes``) trains ε_θ(x_t, t, y); first each label becomes
+    "no label" with probability ``p_uncond`` (Eq. @eq-ch7-label-dropout), drawn from ``generator`` before t and ε.
     """
     if not isinstance(schedule, NoiseSchedule) or not isinstance(x0, torch.Tensor):
         raise TypeError(f"schedule must be a NoiseSchedule and x0 a tensor (got {type(schedule).__name__}, "
@@ -114,8 +124,9 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
     if not isinstance(optimizer, torch.optim.Optimizer) or not isinstance(scaler, torch.amp.GradScaler):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer and scaler a torch.amp.GradScaler "
                         f"(got {type(optimizer).__name__}, {type(scaler).__name__})")
+    net = model if y is None else _label_dropout_model(model, y, p_uncond, generator)
     with torch.autocast(x0.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = _noise_prediction_loss(model, schedule, x0, generator=generator)
+        loss = _noise_prediction_loss(net, schedule, x0, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -182,9 +193,11 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
 
 def _data(config: TrainConfig, rank: int, world: int):
     """(dataset, sampler, batches per epoch): epoch e is DistributedSampler's permutation for (seed, e)."""
-    dataset = TensorDataset(*mnist_tensors("train", root=config.data_root))  # in memory: 188 MB
+    images, labels = mnist_tensors("train", root=config.data_root)
+    dataset = TensorDataset(images, labels)  # in memory: 188 MB
     if config.subset is not None:
         dataset = Subset(dataset, range(min(config.subset, len(dataset))))
+    dataset.labels = labels[:len(dataset)]
     sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
                                  drop_last=False)
     batches_per_epoch = len(sampler) // config.batch_size
@@ -204,14 +217,22 @@ class _Run:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.dataset, self.sampler, self.batches_per_epoch = _data(config, rank, world)
+        self.label_tensor = self.dataset.labels
         self.image_shape = tuple(self.dataset[0][0].shape)
         set_seed(config.seed)
-        model = (config.build_model(self.image_shape[0]) if model is None else model).to(device)
+        model = config.build_model(self.image_shape[0]) if model is None else model
+        if config.init_from is not None:
+            init_weights(model, config.init_from)
+        model = model.to(device)
+        self.labels = config.num_classes is not None
+        if self.labels:  # once here, so that no step reads the labels back from the device
+            _check_labels(self.label_tensor, config.num_classes, "the data's labels (num_classes too small?)",
+                          allow_null=False)
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
         self.schedule = config.build_schedule().to(device) if self.cuda else config.build_schedule()
         self.model = model.to(memory_format=torch.channels_last)  # what fast GPU convolutions want; neutral on CPU
         fused = device.type in ("cpu", "cuda")  # one kernel for the whole AdamW update
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+        self.optimizer = torch.optim.AdamW(_param_groups(model, config), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=fused or None)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
         self.autocast_dtype, self.scaler = precision(device)
@@ -327,10 +348,13 @@ class _Run:
                 self.interrupt(stop)
             batches = self.batches()
             while self.step < config.steps:
-                x0 = next(batches)[0].to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                x0, y = next(batches)
+                x0 = x0.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                y = y.to(self.device, non_blocking=True) if self.labels else None
                 noise_gen.manual_seed(_step_seed(config.seed, self.rank, self.step))
-                loss = train_step(net, self.schedule, x0, self.optimizer, generator=noise_gen,
-                                  grad_clip=config.grad_clip, scaler=self.scaler, autocast_dtype=self.autocast_dtype)
+                loss = train_step(net, self.schedule, x0, self.optimizer, y=y, p_uncond=config.p_uncond,
+                                  generator=noise_gen, grad_clip=config.grad_clip, scaler=self.scaler,
+                                  autocast_dtype=self.autocast_dtype)
                 self.lr_schedule.step()
                 ema_update(self.ema, self.model, ema_decay_at(self.step, config.ema_decay))
                 self.step += 1
@@ -362,8 +386,18 @@ class _Run:
             _save_samples(self.ema, self.schedule, self.image_shape, config, step, Path(config.out_dir) / "samples")
 
 
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """One AdamW group, or two where a label embedding learns at ``lr × label_lr_scale``."""
+    label = [p for name, p in model.named_parameters() if name.startswith("label_emb.")]
+    rest = [p for name, p in model.named_parameters() if not name.startswith("label_emb.")]
+    if not label or config.label_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    return [{"params": rest}, {"params": label, "lr": config.lr * config.label_lr_scale}]
+
+
 def _check_resume_config(saved: dict, config: TrainConfig) -> None:
     now = config.to_dict()
+    saved = {**_ADDED, **saved}
     diff = [f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in now
             if k not in _RESUMABLE and saved.get(k) != now[k]]
     if diff:

@@ -3,6 +3,8 @@
 Read top to bottom: the sinusoidal time embedding, a residual block, self-attention,
 down/up-sampling, then the U-Net that wires them together with skip connections.
 Each level halves the image side, so a side of 28 with three levels runs 28 -> 14 -> 7.
+With ``num_classes`` it is the conditional ε_θ(x_t, t, y) of chapter 7 (Eq. @eq-ch7-cond-eps): a label
+embedding, with one extra "no label" token ∅, is added to the time embedding.
 """
 from __future__ import annotations
 
@@ -118,11 +120,17 @@ class UNet(nn.Module):
     ``channels[i]`` is the width at level i; the side halves between levels, so H and W must be
     divisible by 2**(len(channels) - 1). ``attention`` adds self-attention at the lowest resolution.
     The defaults are the quick (CPU) size; ``TrainConfig.full()`` uses (64, 128, 256) with 2 blocks per level.
+
+    ``num_classes`` makes it conditional, ε_θ(x_t, t, y) (Eq. @eq-ch7-cond-eps): ``label_emb`` holds
+    ``num_classes + 1`` vectors added to the time embedding; index ``num_classes`` is "no label" (∅). It starts
+    at zero, so a fresh conditional model, or one loaded from unconditional weights, ignores y at first.
+    With ``num_classes=None`` the parameters and state-dict keys are exactly those of an unconditional U-Net.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: tuple[int, ...] = (16, 32, 64),
                  num_res_blocks: int = 1, attention: bool = True, time_dim: int | None = None,
-                 groups: int = 8, heads: int = 4, dropout: float = 0.0, image_size: int | None = None):
+                 groups: int = 8, heads: int = 4, dropout: float = 0.0, image_size: int | None = None,
+                 num_classes: int | None = None):
         super().__init__()
         channels, groups, heads = _check_widths(channels, groups, heads)
         in_channels, out_channels = check_int(in_channels, "in_channels"), check_int(out_channels, "out_channels")
@@ -132,8 +140,9 @@ class UNet(nn.Module):
         time_dim = None if time_dim is None else check_int(time_dim, "time_dim")
         dropout = check_float(dropout, "dropout", low=0, high=1, open_high=True)
         image_size = None if image_size is None else check_int(image_size, "image_size")
+        num_classes = None if num_classes is None else check_int(num_classes, "num_classes (None or an int)")
         self.in_channels, self.out_channels, self.channels = in_channels, out_channels, channels
-        self.num_res_blocks = num_res_blocks
+        self.num_res_blocks, self.num_classes = num_res_blocks, num_classes
         self.factor = 2 ** (len(channels) - 1)
         if image_size is not None:
             self._check_side(image_size, image_size)
@@ -168,6 +177,8 @@ class UNet(nn.Module):
         self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)  # start by predicting ε = 0, i.e. loss ≈ 1
         nn.init.zeros_(self.conv_out.bias)
+        if num_classes is not None:  # last, and drawing no random numbers: the other weights match an unconditional U-Net
+            self.label_emb = nn.Embedding(num_classes + 1, time_dim, _weight=torch.zeros(num_classes + 1, time_dim))
 
     def _check_side(self, h: int, w: int) -> None:
         if h % self.factor or w % self.factor:
@@ -211,15 +222,49 @@ class UNet(nn.Module):
         self._check_side(x.shape[2], x.shape[3])
         return x.to(self.stem.weight.dtype)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+    def _labels(self, y, batch: int, device: torch.device) -> torch.Tensor | None:
+        """y as an int64 (B,) tensor on ``device`` (None -> all "no label"), without a host–device sync.
+
+        The range 0..num_classes is checked for an int and for a CPU tensor only, as for t.
+        """
+        if self.num_classes is None:
+            if y is not None:
+                raise ValueError("y must be None: this U-Net is unconditional (num_classes=None); build it with "
+                                 "UNet(..., num_classes=10) to condition on a label")
+            return None
+        top = self.num_classes
+        if y is None:
+            return torch.full((batch,), top, dtype=torch.long, device=device)
+        if isinstance(y, numbers.Integral) and not isinstance(y, bool):
+            if not 0 <= y <= top:
+                raise ValueError(f"y must be in [0, {top}] (got {y}); {top} is the 'no label' token")
+            return torch.full((batch,), int(y), dtype=torch.long, device=device)
+        if not isinstance(y, torch.Tensor):
+            raise TypeError(f"y must be None, an int or an int64 tensor of shape (B,) (got {type(y).__name__})")
+        if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+            raise TypeError(f"y must hold integer class labels (int64), not {y.dtype}")
+        if y.shape != (batch,):
+            raise ValueError(f"y must have shape (B,) = ({batch},) (got shape {tuple(y.shape)})")
+        if y.device.type == "cpu" and y.numel():
+            lo, hi = int(y.min()), int(y.max())
+            if lo < 0 or hi > top:
+                raise ValueError(f"y must be in [0, {top}] (got {lo if lo < 0 else hi}); {top} is the 'no label' token")
+        return y.to(device=device, dtype=torch.long)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | int, y: torch.Tensor | int | None = None) -> torch.Tensor:
         """x (B, C, H, W) and int64 t (B,) (or one int for the whole batch) -> ε prediction (B, C, H, W).
 
-        Float inputs of another dtype are cast to the model's dtype, which is the output's dtype.
+        ``y``: class labels (B,) in 0..num_classes (num_classes = "no label"), one int, or None ("no label"
+        for all); only a model built with ``num_classes`` takes one. Float inputs of another dtype are cast
+        to the model's dtype, which is the output's dtype.
         """
         x = self._input(x)
         t = self._timesteps(t, x.shape[0], x.device)
+        y = self._labels(y, x.shape[0], x.device)
 
         temb = self.time_mlp(sinusoidal_embedding(t, self.channels[0]).to(x.dtype))
+        if y is not None:
+            temb = temb + self.label_emb(y)  # Eq. @eq-ch7-cond-eps: the label joins the time embedding
         h = self.stem(x)
         skips = []
         for blocks, down in zip(self.down, self.downsample):
