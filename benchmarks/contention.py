@@ -9,8 +9,8 @@ as the notebooks are), in quick mode, from the repository root, with its own DNN
 tests/test_notebooks_execute.py runs it. Every copy gets the environment a reader's kernel has: this
 process's, without OMP_NUM_THREADS and MKL_NUM_THREADS. Two thread policies are measured:
 
-- ``dnnl``: what ``import dnnl`` does (dnnl/_threads.py): OMP_WAIT_POLICY=PASSIVE and one torch thread per
-  free CPU;
+- ``dnnl``: what ``import dnnl`` does (dnnl/_threads.py): one torch thread per free CPU, and
+  OMP_WAIT_POLICY=PASSIVE only where that leaves CPUs to other work (fewer threads than CPUs);
 - ``torch``: ``DNNL_THREADS=torch`` and OMP_WAIT_POLICY removed, i.e. torch's own defaults (one spinning
   OpenMP thread per core in every kernel), as before dnnl chose threads.
 

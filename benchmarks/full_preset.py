@@ -82,7 +82,7 @@ def main(argv=None) -> dict:
     overrides = dict(out_dir=args.out, data_root=args.root, seed=args.seed, sample_every=0)
     if args.smoke:
         overrides.update(channels=(8, 16), num_res_blocks=1, batch_size=8, subset=64, warmup=1, steps=4,
-                         num_workers=0, log_every=1, checkpoint_every=2)
+                         log_every=1, checkpoint_every=2)
         args.every, args.n, args.sample_steps = 2, 16, 2
     preset = TrainConfig.full(**overrides)
     max_steps = min(args.max_steps or preset.steps, preset.steps)
@@ -124,7 +124,7 @@ def main(argv=None) -> dict:
     result = {
         "preset": {k: v for k, v in preset.to_dict().items()
                    if k in ("channels", "num_res_blocks", "attention", "dropout", "batch_size", "lr", "warmup",
-                            "decay_steps", "ema_decay", "num_workers", "steps")},
+                            "decay_steps", "ema_decay", "steps")},
         "parameters": sum(p.numel() for p in preset.build_model().parameters()),
         "precision": "bf16 autocast + TF32 (the training loop on CUDA)" if cuda else "float32",
         "images_per_s": round(sorted(rates)[len(rates) // 2], 1),

@@ -30,7 +30,8 @@ def _mark(ok: bool) -> str:
 
 
 def _pct(x: float) -> str:
-    return f"{100 * x:.1f} %"
+    """A share as a percentage with one decimal; two where one would round a shortfall up to 100 %."""
+    return f"{100 * x:.2f} %" if f"{100 * x:.1f}" == "100.0" and x < 1 else f"{100 * x:.1f} %"
 
 
 def _provenance(r: dict) -> str:
@@ -236,13 +237,20 @@ def section_guidance(record: dict | None, targets: dict | None, sweep: dict | No
     if record is None:
         return out + _missing("train_conditional.py` then `python benchmarks/evaluate_conditional.py")
     c = record["config"]
-    walls = ", ".join(f"{s['wall_s'] / 60:.1f}" for s in record.get("segments", []))
+    stages = record.get("stages") or [{"steps": record["steps"], "lr": c["lr"], "label_lr_scale": c.get("label_lr_scale", 1.0),
+                                       "wall_time_s": record["wall_time_s"], "segments": record.get("segments", []),
+                                       "note": record.get("note")}]
+    parts = []
+    for i, st in enumerate(stages):
+        walls = ", ".join(f"{s['wall_s'] / 60:.1f}" for s in st["segments"])
+        parts.append((f"stage {i + 1}: " if len(stages) > 1 else "") + f"{st['steps']:,} steps (lr {st['lr']:g}, the label "
+                     f"embedding at {st['label_lr_scale']:g}× that), {st['wall_time_s'] / 60:.1f} min in "
+                     f"{len(st['segments'])} stretch(es) ({walls} min)" + (f"; {st['note']}" if st.get("note") else ""))
     out += [f"Shipped conditional checkpoint `load_pretrained(\"{record['name']}\")` ({record['status']}): "
-            f"{record['steps']:,} steps of batch {c['batch_size']} (lr {c['lr']:g}, the label embedding at "
-            f"{c.get('label_lr_scale', 1.0):g}× that, EMA {c['ema_decay']}, label dropout p_uncond = {c['p_uncond']}), {record['wall_time_s'] / 60:.1f} min of training in "
-            f"{len(record.get('segments', []))} resumed stretches ({walls} min) on {record['machine']}. "
-            f"It starts from `{record['init_from']}`: {record['init_note']}. Rerun: `{record['command']}`"
-            + (f" (the shipped run: {record['note']})." if record.get("note") else "."), ""]
+            f"{record['steps']:,} steps of batch {c['batch_size']} in all (EMA {c['ema_decay']}, label dropout p_uncond = "
+            f"{c['p_uncond']}), {record['wall_time_s'] / 60:.1f} min of training on {record['machine']}. "
+            + "; ".join(parts) + f". It starts from `{record['init_from']}`: {record['init_note']}. "
+            f"Rerun: `{record['command']}`.", ""]
     if targets is None or targets.get("targets") is None:
         out += ["**Targets: not measured yet** (≥ 97 % classified as the requested digit at the default w, 200 "
                 "samples per digit; at w = 0 a confident share at least the unconditional checkpoint's and an FD to all "

@@ -1,15 +1,20 @@
 """Train the shipped conditional checkpoint (chapter 7): a label-conditioned fine-tune of the unconditional one.
 
-    python benchmarks/train_conditional.py --steps 4000 --until 1400   # train (or resume) runs/cond to step 1400
-    python benchmarks/train_conditional.py --steps 4000                # ... and on to 4000, then export
-    python benchmarks/train_conditional.py --export-only               # export runs/cond/checkpoint.pt
+    python benchmarks/train_conditional.py --steps 1200 --out runs/cond         # stage 1, from ddpm_mnist_quick
+    python benchmarks/train_conditional.py --steps 6000 --out runs/cond2 \
+        --init-from runs/cond/checkpoint.pt                                       # stage 2, from stage 1's EMA
+    python benchmarks/train_conditional.py --steps 6000 --out runs/cond2 --until 3000  # a stretch; rerun resumes
+    python benchmarks/train_conditional.py --export-only --out runs/cond2         # export runs/cond2/checkpoint.pt
     python benchmarks/train_conditional.py --smoke --out DIR --weights-dir DIR2   # a few steps, for the tests
 
-The run is the package's own ``train()`` with ``TrainConfig(num_classes=10, p_uncond=0.1)``, started from the
-shipped unconditional checkpoint (``init_from``; its label embedding starts at zero, so step 0 is the
-unconditional model). ``--steps`` fixes the whole run and its cosine learning-rate decay; ``--until`` stops
-a stretch early, and the next command resumes bit-identically (on a CPU), so the run can be split into
-short stretches on a shared machine. Each stretch's wall time is added to the record (``segments``).
+Each stage is the package's own ``train()`` with ``TrainConfig(num_classes=10, p_uncond=0.1)``. Stage 1
+starts from the shipped unconditional checkpoint (``init_from``; its label embedding starts at zero, so
+step 0 is the unconditional model). A later stage starts from an earlier stage's checkpoint (its EMA
+weights, label embedding included) with a fresh optimizer and learning-rate curve; the record lists every
+stage (``stages``) and sums their steps and wall time. ``--steps`` fixes a stage and its cosine
+learning-rate decay; ``--until`` stops a stretch early, and the next command resumes bit-identically (on
+a CPU), so a stage can be split into short stretches on a shared machine. Each stretch's wall time is
+added to the record (``segments``).
 
 Writes ``dnnl/models/ddpm/weights/ddpm_mnist_cond.{pt,json}``; the quality numbers are added by
 ``benchmarks/evaluate_conditional.py``.
@@ -52,6 +57,32 @@ def _segments(run_dir: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.exists() else []
 
 
+def _stage(run_dir: Path) -> dict:
+    """One stage: where it started, its steps, learning rates, wall time and stretches."""
+    state = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location="cpu")
+    c = state["config"]
+    stage = {"run": _relative(str(run_dir)), "init_from": _relative(c["init_from"]), "steps": state["step"],
+             "decay_steps": c["decay_steps"], "lr": c["lr"], "label_lr_scale": c.get("label_lr_scale", 1.0),
+             "wall_time_s": round(state["wall_time"], 1),
+             "segments": [{k: v for k, v in s.items() if k != "machine"} for s in _segments(run_dir)],
+             "machines": sorted({s["machine"] for s in _segments(run_dir) if s.get("machine")})}
+    if (run_dir / "note.txt").exists():
+        stage["note"] = (run_dir / "note.txt").read_text()
+    return stage
+
+
+def _stages(run_dir: Path) -> list[dict]:
+    """The stages that made ``run_dir``'s checkpoint, oldest first: back through each ``init_from`` that is
+    an earlier stage's training checkpoint."""
+    stages = [_stage(run_dir)]
+    while True:
+        init = Path(stages[0]["init_from"])
+        init = init if init.is_absolute() else REPO / init
+        if init.name != CHECKPOINT_NAME or len(stages) > 10:
+            return stages
+        stages.insert(0, _stage(init.parent))
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "runs" / "cond"), help="training folder (checkpoint.pt)")
@@ -81,21 +112,36 @@ def main(argv: list[str] | None = None) -> dict:
         segments = _segments(run_dir) + [{"until_step": reached, "wall_s": round(time.perf_counter() - start, 1),
                                           "finished": utc_now(), "machine": machine()}]
         write_json(run_dir / "segments.json", segments)  # a JSON object per stretch, kept in the run folder
+    if args.note:  # kept with the run, so that a later stage's record still carries it
+        (run_dir / "note.txt").write_text(args.note)
     record = export(run_dir, NAME, Path(args.weights_dir), args.note)
-    state = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location="cpu")
-    done = state["step"] >= state["config"]["decay_steps"]
-    record["config"]["init_from"] = _relative(state["config"]["init_from"])
+    stages = _stages(run_dir)
+    done = all(stage["steps"] >= stage["decay_steps"] for stage in stages)
+    steps = sum(stage["steps"] for stage in stages)
+    wall = sum(stage["wall_time_s"] for stage in stages)
+    record["config"]["init_from"] = _relative(record["config"]["init_from"])
     record.update({
-        "init_from": record["config"]["init_from"],
+        "steps": steps, "images_seen": steps * record["config"]["batch_size"], "wall_time_s": round(wall, 1),
+        "images_per_sec": round(steps * record["config"]["batch_size"] / wall, 1),
+        "init_from": stages[0]["init_from"],
         "init_note": "fine-tuned from the shipped unconditional checkpoint ddpm_mnist_quick (12,000 steps); the "
                      "label embedding (11 vectors: digits 0-9 and 'no label') started at zero, so training began "
-                     "at the unconditional model",
-        "status": "final" if done else f"interim: step {state['step']} of {state['config']['decay_steps']}",
-        "segments": [{k: v for k, v in s.items() if k != "machine"} for s in _segments(run_dir)],
-        "command": (f"python benchmarks/train_conditional.py --steps {state['config']['decay_steps']} "
-                    "[--until STEP for each stretch]" + (" --smoke" if args.smoke else "")),
+                     "at the unconditional model" + (
+                         "; each later stage started from the EMA weights of the stage before it, with a fresh "
+                         "optimizer and learning-rate curve" if len(stages) > 1 else ""),
+        "status": "final" if done else f"interim: stage {len(stages)} at step {stages[-1]['steps']} of "
+                                       f"{stages[-1]['decay_steps']}",
+        "stages": stages,
+        "segments": [seg for stage in stages for seg in stage["segments"]],
+        "command": " && ".join(f"python benchmarks/train_conditional.py --steps {stage['decay_steps']} --out "
+                               f"{stage['run']}" + ("" if i == 0 else f" --init-from {stage['init_from']}")
+                               for i, stage in enumerate(stages))
+                   + " [--until STEP for each stretch]" + (" --smoke" if args.smoke else ""),
         **provenance(),
     })
+    trained_on = sorted({m for stage in stages for m in stage.pop("machines")})
+    if trained_on:  # the machines that trained it, not the one that exported it
+        record["machine"] = "; ".join(trained_on)
     write_json(Path(args.weights_dir) / f"{NAME}.json", record)
     print(json.dumps(record, indent=2))
     return record

@@ -9,19 +9,20 @@ Not part of the installed ``dnnl`` package (``pyproject.toml`` installs only ``d
 * :mod:`booktools.markdown` - a chapter's markdown as Jupyter shows it;
 * :mod:`booktools.notebooks` - the student and solution notebooks.
 
-Notebooks run with :func:`dnnl.exercises._notebook.run_notebook`, the grader's own runner.
+Notebooks run with :func:`dnnl.exercises._notebook.run_notebook` (the grader runs only extracted cells).
 """
 from dnnl.exercises._notebook import STUB_MESSAGE, run_notebook
 
 from .colab import badge_markdown, colab_url, setup_cell_source, sync_sources
 from .crossref import References, book_references, resolve_references
 from .markdown import notebook_markdown, plain_claims
-from .notebooks import BEGIN, END, build_notebooks, chapter_notebook, split_options, student_source
+from .notebooks import (BEGIN, END, build_notebooks, chapter_notebook, solution_source, split_options,
+                        student_source)
 from .paths import chapter_numbers, chapter_paths, page_title, repo_root, repo_url
 
 __all__ = [
     "STUB_MESSAGE", "run_notebook", "badge_markdown", "colab_url", "setup_cell_source", "sync_sources",
     "References", "book_references", "resolve_references", "notebook_markdown", "plain_claims",
-    "BEGIN", "END", "build_notebooks", "chapter_notebook", "split_options", "student_source",
+    "BEGIN", "END", "build_notebooks", "chapter_notebook", "solution_source", "split_options", "student_source",
     "chapter_numbers", "chapter_paths", "page_title", "repo_root", "repo_url",
 ]

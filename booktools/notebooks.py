@@ -27,7 +27,7 @@ from .crossref import References, bibliography_markdown, book_references, cited_
 from .markdown import BIBLIOGRAPHY_MARK, notebook_markdown, plain_claims
 from .paths import chapter_paths, front_matter, is_numbered_chapter, repo_root, repo_url
 
-__all__ = ["BEGIN", "END", "HINT", "student_source", "split_options", "caption_markdown",
+__all__ = ["BEGIN", "END", "HINT", "student_source", "solution_source", "split_options", "caption_markdown",
            "chapter_notebook", "build_notebooks"]
 
 BEGIN, END, HINT = "# BEGIN SOLUTION", "# END SOLUTION", "# HINT:"
@@ -35,25 +35,17 @@ _CAPTIONS = (("fig-cap", "Figure"), ("tbl-cap", "Table"))
 
 
 # --------------------------------------------------------------------------- student version of code
-def student_source(code: str, default_hint: str = STUB_MESSAGE) -> str:
-    """``code`` with each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region (and a ``# HINT:`` line
-    just above it) replaced by ``raise NotImplementedError(<hint>)`` at the region's indentation."""
-    lines = code.split("\n")
-    out: list[str] = []
-    i = 0
+def _regions(lines: list[str]) -> list[tuple[int, int, int | None]]:
+    """(BEGIN line, END line, the ``# HINT:`` line just above BEGIN or None) of each solution region, 0-based;
+    a ValueError names the line of an unmatched or nested marker."""
+    found, i = [], 0
     while i < len(lines):
-        line = lines[i]
-        stripped = line.strip()
+        stripped = lines[i].strip()
         if stripped == END:
             raise ValueError(f"line {i + 1}: '{END}' without a matching '{BEGIN}'")
         if stripped != BEGIN:
-            out.append(line)
             i += 1
             continue
-        indent = line[: len(line) - len(line.lstrip())]
-        hint = default_hint
-        if out and out[-1].strip().startswith(HINT):
-            hint = out.pop().strip()[len(HINT):].strip() or default_hint
         j = i + 1
         while j < len(lines) and lines[j].strip() != END:
             if lines[j].strip() == BEGIN:
@@ -61,9 +53,31 @@ def student_source(code: str, default_hint: str = STUB_MESSAGE) -> str:
             j += 1
         if j == len(lines):
             raise ValueError(f"line {i + 1}: '{BEGIN}' has no matching '{END}'")
-        out.append(f"{indent}raise NotImplementedError({_py_string(hint)})")
+        hint = i - 1 if i and lines[i - 1].strip().startswith(HINT) else None
+        found.append((i, j, hint))
         i = j + 1
-    return "\n".join(out)
+    return found
+
+
+def student_source(code: str, default_hint: str = STUB_MESSAGE) -> str:
+    """``code`` with each ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` region (and a ``# HINT:`` line
+    just above it) replaced by ``raise NotImplementedError(<hint>)`` at the region's indentation."""
+    lines = code.split("\n")
+    out, last = [], 0
+    for begin, end, hint_at in _regions(lines):
+        out += lines[last:begin if hint_at is None else hint_at]
+        hint = lines[hint_at].strip()[len(HINT):].strip() if hint_at is not None else ""
+        indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+        out.append(f"{indent}raise NotImplementedError({_py_string(hint or default_hint)})")
+        last = end + 1
+    return "\n".join(out + lines[last:])
+
+
+def solution_source(code: str) -> str:
+    """``code`` as the answer key runs it: each region's code kept, its marker lines and ``# HINT:`` dropped."""
+    lines = code.split("\n")
+    drop = {k for begin, end, hint_at in _regions(lines) for k in (begin, end, hint_at) if k is not None}
+    return "\n".join(line for k, line in enumerate(lines) if k not in drop)
 
 
 def _py_string(text: str) -> str:

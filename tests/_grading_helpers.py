@@ -13,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 
+from booktools.notebooks import solution_source
+
 ROOT = Path(__file__).resolve().parent.parent
 STUDENT = ROOT / "notebooks"
 SOLUTIONS = ROOT / "notebooks" / "solutions"
@@ -36,9 +38,7 @@ def defining_cell(chapter: str, function: str) -> int:
 
 def solution(chapter: str, function: str) -> str:
     """The answer key's cell for ``function``, without the BEGIN/END/HINT marker lines."""
-    source = _code(read(chapter, solutions=True))[defining_cell(chapter, function) - 1].source
-    return "\n".join(line for line in source.split("\n")
-                     if not re.match(r"\s*# (BEGIN SOLUTION|END SOLUTION|HINT:)", line))
+    return solution_source(_code(read(chapter, solutions=True))[defining_cell(chapter, function) - 1].source)
 
 
 def submission(path: Path, chapter: str, *, replace: dict[int, str | None] | None = None,

@@ -213,6 +213,15 @@ def test_train_conditional_smoke(run, tmp_path):
     r = run("train_conditional.py", "--smoke", "--out", str(tmp_path / "run2"), "--weights-dir",
             str(tmp_path / "w2"), "--no-progress")
     assert r["steps"] == 4 and r["status"] == "final" and [s["until_step"] for s in r["segments"]] == [2, 4]
+    # a second stage continues from the first stage's checkpoint: the record lists both and sums them
+    r = run("train_conditional.py", "--smoke", "--out", str(tmp_path / "stage2"), "--weights-dir",
+            str(tmp_path / "w3"), "--init-from", str(tmp_path / "run2" / "checkpoint.pt"), "--no-progress")
+    first, second = r["stages"]
+    assert first["init_from"] == r["init_from"] == "dnnl/models/ddpm/weights/ddpm_mnist_quick.pt"
+    assert second["init_from"].endswith("run2/checkpoint.pt") and r["steps"] == first["steps"] + second["steps"] == 8
+    assert r["wall_time_s"] == round(first["wall_time_s"] + second["wall_time_s"], 1) and r["status"] == "final"
+    assert len(r["segments"]) == 3 and "later stage started from the EMA weights" in r["init_note"]
+    assert r["command"].count("train_conditional.py") == 2 and "--init-from" in r["command"]
 
 
 def test_evaluate_conditional_smoke(run):

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("jupytext")
 
 from booktools import (References, book_references, build_notebooks, chapter_notebook,  # noqa: E402
-                       student_source)
+                       solution_source, student_source)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,11 +79,20 @@ def test_student_source_replaces_each_region_with_a_stub_at_its_indentation():
     ]
 
 
+def test_solution_source_keeps_each_region_and_drops_its_markers_and_hint():
+    code = "\n".join(["def f(x):", "    # HINT: multiply by two", "    # BEGIN SOLUTION", "    y = 2 * x",
+                      "    return y", "    # END SOLUTION", "# HINT: a hint far from a region stays", "w = 0",
+                      "# BEGIN SOLUTION", "z = 1", "# END SOLUTION"])
+    assert solution_source(code).split("\n") == [
+        "def f(x):", "    y = 2 * x", "    return y", "# HINT: a hint far from a region stays", "w = 0", "z = 1"]
+
+
 @pytest.mark.parametrize("bad", ["# BEGIN SOLUTION\nx = 1", "x = 1\n# END SOLUTION",
                                  "# BEGIN SOLUTION\n# BEGIN SOLUTION\n# END SOLUTION"])
-def test_student_source_rejects_unbalanced_markers(bad):
+@pytest.mark.parametrize("edition", [student_source, solution_source], ids=["student", "solution"])
+def test_both_editions_reject_unbalanced_markers(bad, edition):
     with pytest.raises(ValueError):
-        student_source(bad)
+        edition(bad)
 
 
 def test_student_markdown_drops_written_answers_and_solutions_keeps_them():

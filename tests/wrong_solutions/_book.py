@@ -32,9 +32,13 @@ def _defs(source: str) -> dict:
 
 
 def solutions() -> dict:
+    """The answer key's functions: each region's code kept, its marker and ``# HINT:`` lines dropped."""
+    sys.path.insert(0, str(BOOK.parent))
+    from booktools.notebooks import solution_source
+
     out = {}
     for _, src in cells():
-        out.update(_defs(_SOLUTION.sub(lambda m: "\n" + m.group(2), src)))
+        out.update(_defs(solution_source(src)))
     return out
 
 

@@ -29,7 +29,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--seed", type=int, help="seed for the weights, data order and noise")
     p.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
-    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     p.add_argument("--sample-every", type=int, help="save a grid of EMA samples every N steps (0: never)")
     p.add_argument("--checkpoint-every", type=int, help="save a checkpoint every N steps")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

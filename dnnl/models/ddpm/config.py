@@ -59,6 +59,9 @@ class TrainConfig:
     checkpoint: every weight must fit, except a conditional model's label embedding, which stays at zero.
     ``label_lr_scale`` lets that new embedding learn at ``lr × label_lr_scale`` while the loaded weights are
     fine-tuned at ``lr`` (1: one learning rate for all).
+
+    The batches are indexed on the device from the images held there (``batches.py``), so ``num_workers``
+    has no effect; it stays a field so that the configs in older checkpoints still load.
     """
 
     preset: str = "custom"
@@ -135,7 +138,7 @@ class TrainConfig:
     def full(cls, **overrides) -> "TrainConfig":
         """GPU size: a wider, deeper U-Net trained for longer with a slower EMA."""
         base = dict(preset="full", channels=(64, 128, 256), num_res_blocks=2, dropout=0.1, steps=20_000,
-                    batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9999, num_workers=4,
+                    batch_size=128, lr=2e-4, warmup=1000, ema_decay=0.9999,
                     out_dir="runs/full", log_every=50, checkpoint_every=2000, sample_every=2000)
         return cls._preset(base, overrides)
 

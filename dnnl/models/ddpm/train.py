@@ -6,7 +6,8 @@
 - Checkpoints (``checkpoint.py``) hold everything needed to resume bit-identically: model, EMA, optimizer,
   LR schedule, step, RNG states, config and loss history.
 - Randomness never depends on how a run was split: the data order of epoch e comes from (seed, e), and
-  the noise and timesteps of step s on rank r from (seed, r, s).
+  the noise and timesteps of step s on rank r from (seed, r, s). Whole batches are gathered on the device
+  from images held there (``batches.py``): the same batches as a DataLoader, with no per-image work.
 - Faults stop a run cleanly: a non-finite loss or weight, Ctrl-C or SIGTERM (which first save a checkpoint
   at the current step), a second run in the same folder, a full or read-only disk.
 - Under ``torchrun --nproc_per_node=N`` the same loop runs DistributedDataParallel; rank 0 logs and saves.
@@ -28,14 +29,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Subset, TensorDataset
-from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from ... import get_device, set_seed
-from ...data import mnist_tensors
 from ._env import NO_SCALER, distributed, precision, stop_on_signals
 from ._validate import check_float, check_int
+from .batches import DeviceBatches
 from .checkpoint import (CHECKPOINT_NAME, all_finite, check_folder, load_checkpoint, lock_folder, remove_stale_temps,
                          rng_state, save_checkpoint, set_rng_state)
 from .config import TrainConfig, TrainResult
@@ -191,22 +190,6 @@ def train(config: TrainConfig, *, resume: bool = False, progress: bool = True,
             dist.destroy_process_group()
 
 
-def _data(config: TrainConfig, rank: int, world: int):
-    """(dataset, sampler, batches per epoch): epoch e is DistributedSampler's permutation for (seed, e)."""
-    images, labels = mnist_tensors("train", root=config.data_root)
-    dataset = TensorDataset(images, labels)  # in memory: 188 MB
-    if config.subset is not None:
-        dataset = Subset(dataset, range(min(config.subset, len(dataset))))
-    dataset.labels = labels[:len(dataset)]
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=config.seed,
-                                 drop_last=False)
-    batches_per_epoch = len(sampler) // config.batch_size
-    if batches_per_epoch == 0:
-        raise ValueError(f"each of the {world} process(es) gets {len(sampler)} images, fewer than "
-                         f"batch_size={config.batch_size}; use a smaller batch_size or a larger subset")
-    return dataset, sampler, batches_per_epoch
-
-
 class _Run:
     """One training run: the objects a step updates, and everything a checkpoint holds."""
 
@@ -216,9 +199,8 @@ class _Run:
         if self.cuda:
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self.dataset, self.sampler, self.batches_per_epoch = _data(config, rank, world)
-        self.label_tensor = self.dataset.labels
-        self.image_shape = tuple(self.dataset[0][0].shape)
+        self.data = DeviceBatches(config, rank, world, device)
+        self.image_shape = self.data.image_shape
         set_seed(config.seed)
         model = config.build_model(self.image_shape[0]) if model is None else model
         if config.init_from is not None:
@@ -226,7 +208,7 @@ class _Run:
         model = model.to(device)
         self.labels = config.num_classes is not None
         if self.labels:  # once here, so that no step reads the labels back from the device
-            _check_labels(self.label_tensor, config.num_classes, "the data's labels (num_classes too small?)",
+            _check_labels(self.data.labels_cpu, config.num_classes, "the data's labels (num_classes too small?)",
                           allow_null=False)
         self.ema = copy.deepcopy(model).eval().requires_grad_(False)
         self.schedule = config.build_schedule().to(device) if self.cuda else config.build_schedule()
@@ -305,17 +287,6 @@ class _Run:
             save_checkpoint(state, self.ckpt_path)
         self.saved_step = self.step
 
-    def batches(self):
-        """The batches from the current step on, epoch after epoch (a resumed run skips what it has seen)."""
-        config = self.config
-        while True:
-            epoch, skip = divmod(self.step, self.batches_per_epoch)
-            self.sampler.set_epoch(epoch)
-            indices = list(self.sampler)[skip * config.batch_size: self.batches_per_epoch * config.batch_size]
-            yield from DataLoader(self.dataset, batch_size=config.batch_size, sampler=indices, drop_last=True,
-                                  num_workers=config.num_workers, pin_memory=self.cuda,
-                                  generator=torch.Generator().manual_seed(config.seed + epoch))  # not the global RNG
-
     def stop_requested(self, stop: list[int], sync_point: bool) -> bool:
         """Whether a signal asked to stop; with several processes all agree, at log steps only."""
         if self.world == 1:
@@ -346,11 +317,11 @@ class _Run:
         with bar:
             if self.step < config.steps and self.stop_requested(stop, True):
                 self.interrupt(stop)
-            batches = self.batches()
+            batches = self.data.iter_from(self.step)  # on the device already: one gather a batch
             while self.step < config.steps:
                 x0, y = next(batches)
-                x0 = x0.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-                y = y.to(self.device, non_blocking=True) if self.labels else None
+                x0 = x0.contiguous(memory_format=torch.channels_last)
+                y = y if self.labels else None
                 noise_gen.manual_seed(_step_seed(config.seed, self.rank, self.step))
                 loss = train_step(net, self.schedule, x0, self.optimizer, y=y, p_uncond=config.p_uncond,
                                   generator=noise_gen, grad_clip=config.grad_clip, scaler=self.scaler,
