@@ -319,8 +319,9 @@ def section_threads(contention: dict | None, profile: dict | None, loop_cuda: di
                 f"{c['copies']} × the shorter single run = {c['ideal_s']:,.0f} s. Each row gives the threads and wait "
                 "policy the copies reported in their first line.", "",
                 "| run | threads, wait policy | wall time | ratio to the ideal |", "|---|---|---:|---:|"]
-        for p in c["policies"].values():
-            out.append(f"| one copy alone | {_threads_of([p['single_threads']])} | {p['single_s']:,.0f} s | |")
+        for name, p in c["policies"].items():
+            out.append(f"| one copy alone, {names[name]} | {_threads_of([p['single_threads']])} | "
+                       f"{p['single_s']:,.0f} s | |")
         for name, p in c["policies"].items():
             together = p.get("concurrent")
             if together is None:
@@ -339,6 +340,9 @@ def section_threads(contention: dict | None, profile: dict | None, loop_cuda: di
                         f"{passive / default:.2f}× as long as libgomp's default (threads wake up late for each "
                         "parallel region), so `import dnnl` sets it only when it gives torch fewer threads than "
                         "CPUs; on an idle machine torch keeps its defaults. ")
+        elif "single_dnnl_over_torch" in c:
+            verdict += (f"Alone on the idle machine, dnnl's choice took {c['single_dnnl_over_torch']:.2f}× as long as "
+                        "torch's defaults (the goal: a single chapter does not get slower). ")
         out += ["", verdict + _provenance(c), ""]
     out += ["### Where a CPU training step's time goes", ""]
     if profile is None:
