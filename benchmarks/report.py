@@ -243,14 +243,14 @@ def section_guidance(record: dict | None, targets: dict | None, sweep: dict | No
     parts = []
     for i, st in enumerate(stages):
         walls = ", ".join(f"{s['wall_s'] / 60:.1f}" for s in st["segments"])
-        parts.append((f"stage {i + 1}: " if len(stages) > 1 else "") + f"{st['steps']:,} steps (lr {st['lr']:g}, the label "
-                     f"embedding at {st['label_lr_scale']:g}× that), {st['wall_time_s'] / 60:.1f} min in "
-                     f"{len(st['segments'])} stretch(es) ({walls} min)" + (f"; {st['note']}" if st.get("note") else ""))
+        parts.append(f"- Stage {i + 1}: {st['steps']:,} steps (lr {st['lr']:g}, the label embedding at "
+                     f"{st['label_lr_scale']:g}× that), {st['wall_time_s'] / 60:.1f} min in {len(st['segments'])} "
+                     f"stretch(es) ({walls} min)" + (f"; {st['note']}." if st.get("note") else "."))
     out += [f"Shipped conditional checkpoint `load_pretrained(\"{record['name']}\")` ({record['status']}): "
             f"{record['steps']:,} steps of batch {c['batch_size']} in all (EMA {c['ema_decay']}, label dropout p_uncond = "
-            f"{c['p_uncond']}), {record['wall_time_s'] / 60:.1f} min of training on {record['machine']}. "
-            + "; ".join(parts) + f". It starts from `{record['init_from']}`: {record['init_note']}. "
-            f"Rerun: `{record['command']}`.", ""]
+            f"{c['p_uncond']}), {record['wall_time_s'] / 60:.1f} min of training on {record['machine']}, "
+            f"in {len(stages)} stage(s). It starts from `{record['init_from']}`: {record['init_note']}.", "",
+            *parts, "", f"Rerun: `{record['command']}`.", ""]
     if targets is None or targets.get("targets") is None:
         out += ["**Targets: not measured yet** (≥ 97 % classified as the requested digit at the default w, 200 "
                 "samples per digit; at w = 0 a confident share at least the unconditional checkpoint's and an FD to all "
