@@ -31,7 +31,8 @@ def _mark(ok: bool) -> str:
 
 def _pct(x: float) -> str:
     """A share as a percentage with one decimal; two where one would round a shortfall up to 100 %."""
-    return f"{100 * x:.2f} %" if f"{100 * x:.1f}" == "100.0" and x < 1 else f"{100 * x:.1f} %"
+    shown = f"{100 * x:.1f}"
+    return f"{100 * x:.2f} %" if shown == "100.0" and x < 1 else f"{shown} %"
 
 
 def _provenance(r: dict) -> str:
@@ -237,9 +238,7 @@ def section_guidance(record: dict | None, targets: dict | None, sweep: dict | No
     if record is None:
         return out + _missing("train_conditional.py` then `python benchmarks/evaluate_conditional.py")
     c = record["config"]
-    stages = record.get("stages") or [{"steps": record["steps"], "lr": c["lr"], "label_lr_scale": c.get("label_lr_scale", 1.0),
-                                       "wall_time_s": record["wall_time_s"], "segments": record.get("segments", []),
-                                       "note": record.get("note")}]
+    stages = record["stages"]
     parts = []
     for i, st in enumerate(stages):
         walls = ", ".join(f"{s['wall_s'] / 60:.1f}" for s in st["segments"])

@@ -60,12 +60,12 @@ def _segments(run_dir: Path) -> list[dict]:
 def _stage(run_dir: Path) -> dict:
     """One stage: where it started, its steps, learning rates, wall time and stretches."""
     state = load_checkpoint(run_dir / CHECKPOINT_NAME, map_location="cpu")
-    c = state["config"]
+    c, segments = state["config"], _segments(run_dir)
     stage = {"run": _relative(str(run_dir)), "init_from": _relative(c["init_from"]), "steps": state["step"],
              "decay_steps": c["decay_steps"], "lr": c["lr"], "label_lr_scale": c.get("label_lr_scale", 1.0),
              "wall_time_s": round(state["wall_time"], 1),
-             "segments": [{k: v for k, v in s.items() if k != "machine"} for s in _segments(run_dir)],
-             "machines": sorted({s["machine"] for s in _segments(run_dir) if s.get("machine")})}
+             "segments": [{k: v for k, v in s.items() if k != "machine"} for s in segments],
+             "machines": sorted({s["machine"] for s in segments if s.get("machine")})}
     if (run_dir / "note.txt").exists():
         stage["note"] = (run_dir / "note.txt").read_text()
     return stage
@@ -139,9 +139,11 @@ def main(argv: list[str] | None = None) -> dict:
                    + " [--until STEP for each stretch]" + (" --smoke" if args.smoke else ""),
         **provenance(),
     })
-    trained_on = sorted({m for stage in stages for m in stage.pop("machines")})
+    trained_on = set()
+    for stage in stages:  # the machines go to the record's "machine", not into each stage
+        trained_on.update(stage.pop("machines"))
     if trained_on:  # the machines that trained it, not the one that exported it
-        record["machine"] = "; ".join(trained_on)
+        record["machine"] = "; ".join(sorted(trained_on))
     write_json(Path(args.weights_dir) / f"{NAME}.json", record)
     print(json.dumps(record, indent=2))
     return record

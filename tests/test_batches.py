@@ -80,6 +80,13 @@ def test_the_images_are_moved_once_and_batches_are_gathered_from_them():
     assert x.dtype == torch.float32 and y.dtype == torch.long
 
 
+def test_an_unconditional_run_gathers_the_same_images_and_no_labels():
+    ours = DeviceBatches(_config(), data=_data())
+    for (x, y), (x_lab, _) in zip(itertools.islice(ours.iter_from(3, labels=False), 8),
+                                  itertools.islice(ours.iter_from(3), 8)):
+        assert y is None and torch.equal(x, x_lab)
+
+
 def test_too_little_data_for_one_batch_names_the_sizes():
     with pytest.raises(ValueError, match=r"each of the 2 process\(es\) gets 4 images, fewer than batch_size=8"):
         DeviceBatches(_config(subset=7), rank=0, world=2, data=_data())

@@ -12,6 +12,9 @@ import sys
 from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
+sys.path.insert(0, str(BOOK.parent))  # booktools/, the book's tooling (not installed)
+from booktools.notebooks import solution_source, student_source  # noqa: E402
+
 _CELL = re.compile(r"```\{python\}\n(.*?)```", re.S)
 _SOLUTION = re.compile(r"\n([ \t]*)# BEGIN SOLUTION\n(.*?)\n[ \t]*# END SOLUTION", re.S)
 
@@ -31,26 +34,21 @@ def _defs(source: str) -> dict:
             and not k.startswith("_")}
 
 
-def solutions() -> dict:
-    """The answer key's functions: each region's code kept, its marker and ``# HINT:`` lines dropped."""
-    sys.path.insert(0, str(BOOK.parent))
-    from booktools.notebooks import solution_source
-
+def _functions(edition) -> dict:
     out = {}
     for _, src in cells():
-        out.update(_defs(solution_source(src)))
+        out.update(_defs(edition(src)))
     return out
+
+
+def solutions() -> dict:
+    """The answer key's functions: each region's code kept, its marker and ``# HINT:`` lines dropped."""
+    return _functions(solution_source)
 
 
 def stubs() -> dict:
     """The student edition's functions: the solution replaced by ``raise NotImplementedError(<# HINT text>)``."""
-    sys.path.insert(0, str(BOOK.parent))
-    from booktools.notebooks import student_source
-
-    out = {}
-    for _, src in cells():
-        out.update(_defs(student_source(src)))
-    return out
+    return _functions(student_source)
 
 
 def solution_lines(min_len: int = 12) -> list[str]:

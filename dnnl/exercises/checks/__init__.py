@@ -10,9 +10,9 @@ off-by-one in t, data in [0, 1]).
 raises for the student's code (``SystemExit`` included); ``check_<name>(fn)`` prints its message and
 returns whether it passed. A stub that raises ``NotImplementedError`` gives TODO, so a notebook runs on.
 """
-from ._core import (HINT_LEVELS, HINTS_ENV, STATUSES, CheckResult, _at, _call, _Cases, _check, _compare, _ddpm,
-                    _dtype, _Fail, _fmt, _gen, _Misuse, _tensor, _tlist, _Todo, _Variant, _why, _Why, _worst,
-                    check_info, evaluate, list_checks)
+from ._compare import _at, _Cases, _compare, _ddpm, _fmt, _gen, _tlist, _Variant, _worst
+from ._core import (HINT_LEVELS, HINTS_ENV, STATUSES, CheckResult, _call, _check, _dtype, _Fail, _Misuse, _tensor,
+                    _Todo, _why, _Why, check_info, evaluate, list_checks)
 from .ch1 import check_q_sample, check_to_model_range
 from .ch2 import check_oracle_step
 from .ch3 import check_normal_kl, check_prior_bpd

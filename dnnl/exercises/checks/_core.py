@@ -311,8 +311,3 @@ def _dtype(out: torch.Tensor, want: torch.dtype, *, on: str, what: str = "result
     if out.dtype != want:
         raise _Fail(f"On {on}: your {what} has dtype {out.dtype}; the exercise asks for {want}.",
                     _why("the wrong dtype", f"cast the result once at the end, to {want}."))
-
-
-# the comparing helpers live in _compare.py; the chapters import them from here as well
-from ._compare import (_KS_LIMIT, _NAN_WHY, _NOT_GAUSSIAN, Body, _at, _Cases, _compare, _ddpm, _fmt, _gen,  # noqa: E402,F401
-                       _matching, _normal_ks, _score, _tlist, _Variant, _worst)

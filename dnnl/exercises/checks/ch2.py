@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ._core import (_KS_LIMIT, _NOT_GAUSSIAN, _at, _call, _check, _ddpm, _dtype, _Fail, _fmt, _gen, _normal_ks,
-                    _tensor, _why)
+from ._compare import _KS_LIMIT, _NOT_GAUSSIAN, _at, _ddpm, _fmt, _gen, _normal_ks
+from ._core import _call, _check, _dtype, _Fail, _tensor, _why
 
 
 def _oracle_mean_variants(schedule, x0, xt, t, T, d):

@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ._core import (_T0_HINT, _at, _call, _Cases, _check, _compare, _ddpm, _dtype, _Fail, _fmt, _gen, _matching,
-                    _Misuse, _score, _tensor, _tlist, _Variant, _why, _worst)
+from ._compare import _at, _Cases, _compare, _ddpm, _fmt, _gen, _matching, _score, _tlist, _Variant, _worst
+from ._core import _T0_HINT, _call, _check, _dtype, _Fail, _Misuse, _tensor, _why
 
 
 def _kl(m1, lv1, m2, lv2):

@@ -5,8 +5,8 @@ import math
 
 import torch
 
-from ._core import (_KS_LIMIT, _NOT_GAUSSIAN, _T0_HINT, _call, _check, _ddpm, _dtype, _Fail, _fmt, _gen, _Misuse,
-                    _normal_ks, _tensor, _why)
+from ._compare import _KS_LIMIT, _NOT_GAUSSIAN, _ddpm, _fmt, _gen, _normal_ks
+from ._core import _T0_HINT, _call, _check, _dtype, _Fail, _Misuse, _tensor, _why
 
 
 class _GaussianEps:

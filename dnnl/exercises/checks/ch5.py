@@ -5,7 +5,8 @@ import math
 
 import torch
 
-from ._core import _NAN_WHY, _at, _call, _check, _ddpm, _dtype, _Fail, _fmt, _gen, _tensor, _tlist, _why
+from ._compare import _NAN_WHY, _at, _ddpm, _fmt, _gen, _tlist
+from ._core import _call, _check, _dtype, _Fail, _tensor, _why
 
 
 def _post_eps(abar: torch.Tensor, xt: torch.Tensor, data: torch.Tensor, sqrt_mean=True, sqrt_std=True):

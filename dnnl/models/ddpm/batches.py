@@ -44,12 +44,16 @@ class DeviceBatches:
         indices = torch.tensor(list(self.sampler)[:self.per_epoch * self.batch_size], dtype=torch.long)
         return indices.to(self.device, non_blocking=True)
 
-    def iter_from(self, step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Batches ``step``, ``step + 1``, ... without end: epoch ``step // per_epoch`` on, skipping what is seen."""
+    def iter_from(self, step: int, *, labels: bool = True
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Batches ``step``, ``step + 1``, ... without end: epoch ``step // per_epoch`` on, skipping what is seen.
+
+        ``labels=False`` yields None for the labels: an unconditional run gathers only the images.
+        """
         epoch, skip = divmod(step, self.per_epoch)
         while True:
             order = self.order(epoch)
             for b in range(skip, self.per_epoch):
                 idx = order[b * self.batch_size:(b + 1) * self.batch_size]
-                yield self.images[idx], self.labels[idx]
+                yield self.images[idx], self.labels[idx] if labels else None
             epoch, skip = epoch + 1, 0

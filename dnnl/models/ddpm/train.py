@@ -317,11 +317,10 @@ class _Run:
         with bar:
             if self.step < config.steps and self.stop_requested(stop, True):
                 self.interrupt(stop)
-            batches = self.data.iter_from(self.step)  # on the device already: one gather a batch
+            batches = self.data.iter_from(self.step, labels=self.labels)  # on the device: one gather a batch
             while self.step < config.steps:
                 x0, y = next(batches)
                 x0 = x0.contiguous(memory_format=torch.channels_last)
-                y = y if self.labels else None
                 noise_gen.manual_seed(_step_seed(config.seed, self.rank, self.step))
                 loss = train_step(net, self.schedule, x0, self.optimizer, y=y, p_uncond=config.p_uncond,
                                   generator=noise_gen, grad_clip=config.grad_clip, scaler=self.scaler,
