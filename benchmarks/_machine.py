@@ -72,13 +72,15 @@ def write_json(path: str | os.PathLike, data: dict) -> Path:
     return path
 
 
-def save_result(name: str | os.PathLike, result: dict, *, write: bool = True) -> dict:
+def save_result(name: str | os.PathLike, result: dict, *, write: bool = True, echo: bool = True) -> dict:
     """Print ``result`` as indented JSON (the last thing every script prints) and store it atomically.
 
     ``name`` is a file in benchmarks/results/ (``"throughput.json"``) or a path of its own (``--out``).
-    ``write=False`` (smoke runs, partial runs) only prints, so the committed results stay as measured.
+    ``write=False`` (smoke runs, partial runs) only prints, so the committed results stay as measured;
+    ``echo=False`` only stores (a script that saves as it goes prints once, at the end).
     """
     if write:
         write_json(RESULTS / name if Path(name).name == str(name) else Path(name), result)
-    print(json.dumps(result, indent=2))
+    if echo:
+        print(json.dumps(result, indent=2))
     return result

@@ -2,6 +2,8 @@
 
     python benchmarks/quality_budget.py                # ours: the quick preset; diffusers: the same wall time
     python benchmarks/quality_budget.py --minutes 30   # both trained for 30 minutes
+    python benchmarks/quality_budget.py --minutes 15 --set min_snr_gamma=5 --tutorial   # a changed recipe, and
+                                                       # UNet2DModel with diffusers' tutorial recipe as a third row
     python benchmarks/quality_budget.py --smoke        # a tiny run that only proves the script works
 
 Both networks train with the package's own loop (``dnnl.models.ddpm.train``) and the same recipe: the
@@ -19,6 +21,7 @@ training loop uses bf16 autocast; give ``--minutes`` there, since the quick pres
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -31,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from _machine import RESULTS, device_tag, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
+from _tutorial import train_tutorial  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
@@ -62,92 +66,136 @@ def train_one(name: str, config: TrainConfig, build) -> tuple[torch.nn.Module, d
     return result.ema_model, record
 
 
-def main(argv=None) -> dict:
+def _override(text: str) -> tuple[str, object]:
+    """``--set KEY=VALUE``: VALUE read as JSON (5, 0.004, null, "cosine") or else as a plain string."""
+    key, sep, value = text.partition("=")
+    if not sep or key not in TrainConfig.__dataclass_fields__:
+        raise argparse.ArgumentTypeError(f"--set takes KEY=VALUE with KEY a TrainConfig field (got {text!r})")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=None,
                         help="train each model this long (default: ours = quick preset, diffusers = its time)")
+    parser.add_argument("--set", dest="changes", type=_override, nargs="+", default=[], metavar="KEY=VALUE",
+                        help="change the recipe of both models, for example min_snr_gamma=5 batch_size=64")
+    parser.add_argument("--tutorial", action="store_true",
+                        help="also train UNet2DModel with diffusers' tutorial recipe for the same time")
     parser.add_argument("--n", type=int, default=1000, help="samples per model")
     parser.add_argument("--steps", type=int, default=100, help="strided sampling steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "runs" / "budget"))
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
-    args = parser.parse_args(argv)
-    print(machine(), flush=True)
-    torch.manual_seed(args.seed)
-    out = Path(args.out)
-    device = dnnl.get_device()
-    tag = device_tag(device)
+    return parser
 
-    base = TrainConfig.quick(seed=args.seed, data_root=args.root, log_every=50)
-    if args.smoke:
-        base = TrainConfig.quick(seed=args.seed, data_root=args.root, steps=3, batch_size=8, subset=64,
-                                 warmup=1, log_every=1)
-        args.n, args.steps = min(args.n, 16), min(args.steps, 2)
+
+def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
+    """Train ours, the matched UNet2DModel with our loop and, with --tutorial, with diffusers' recipe."""
     ours_probe = base.build_model()
-    theirs_probe, widths = match_diffusers(ours_probe)
+    widths = match_diffusers(ours_probe)[1]
     builders = {
         "dnnl": lambda: (dnnl.set_seed(args.seed), base.build_model())[1],
         "diffusers": lambda: (dnnl.set_seed(args.seed), DiffusersEps(match_diffusers(ours_probe)[0]))[1],
     }
     probe_steps = 3 if args.smoke else (30 if device.type == "cpu" else 300)  # a GPU step takes milliseconds
-
-    runs: dict[str, dict] = {}
-    models = {}
+    runs, models = {}, {}
     budget_s = None if args.minutes is None else args.minutes * 60
     for name in ("dnnl", "diffusers"):
         if budget_s is None and name == "dnnl":
-            config = TrainConfig(**{**base.to_dict(), "out_dir": str(out / name)})
+            config = TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / name)})
         else:
-            rate = measured_rate(TrainConfig(**{**base.to_dict(), "out_dir": str(out / name)}), builders[name],
-                                 probe_steps)
+            rate = measured_rate(TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / name)}),
+                                 builders[name], probe_steps)
             seconds = budget_s if budget_s is not None else runs["dnnl"]["wall_time_s"]
             steps = max(1, int(seconds * rate / base.batch_size))
-            config = TrainConfig(**{**base.to_dict(), "steps": steps, "decay_steps": steps, "out_dir": str(out / name)})
+            config = TrainConfig(**{**base.to_dict(), "steps": steps, "decay_steps": steps,
+                                    "out_dir": str(Path(args.out) / name)})
             print(f"{name}: {rate:.0f} img/s in a {probe_steps}-step probe -> {steps} steps for {seconds:.0f} s",
                   flush=True)
         models[name], runs[name] = train_one(name, config, builders[name])
         if name == "diffusers" or budget_s is not None:
             runs[name].update(budget_s=round(seconds, 1), probe_images_per_sec=round(rate, 1),
                               steps_note="steps = budget × probe images/s ÷ batch, fixed before training")
+    if args.tutorial:
+        seconds = budget_s if budget_s is not None else runs["dnnl"]["wall_time_s"]
+        images = mnist_tensors("train", root=args.root)[0][:base.subset]
+        dnnl.set_seed(args.seed)
+        unet, runs["diffusers_tutorial"] = train_tutorial(match_diffusers(ours_probe)[0], images, seconds,
+                                                          seed=args.seed, probe_steps=probe_steps)
+        models["diffusers_tutorial"] = DiffusersEps(unet)
+        print(f"diffusers_tutorial: {runs['diffusers_tutorial']}", flush=True)
+    runs["dnnl"]["model"] = f"dnnl UNet, quick preset, channels {tuple(ours_probe.channels)}"
+    runs["dnnl"]["parameters"] = n_params(ours_probe)
+    for name in runs.keys() - {"dnnl"}:
+        how = "diffusers' tutorial recipe" if name == "diffusers_tutorial" else "attention in the mid block"
+        runs[name]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, {how}"
+        runs[name]["parameters"] = n_params(match_diffusers(ours_probe)[0])
+    return runs, models, widths
 
+
+def _score(args, runs: dict, models: dict, schedule, tag: str) -> dict:
+    """Every model sampled from the same starting noise and scored against the real-vs-real floor at that n."""
     reference = mnist_tensors("test", root=args.root)[0]
     calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
-    schedule = base.build_schedule()
+    noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     for name, model in models.items():
-        gen = torch.Generator().manual_seed(args.seed)
         start = time.perf_counter()
-        images = sample(model, schedule, (args.n, 1, 28, 28), steps=args.steps, generator=gen, batch_size=250,
-                        progress=True).images
+        images = sample(model, schedule, noise.shape, steps=args.steps, noise=noise, batch_size=125,
+                        generator=torch.Generator().manual_seed(args.seed), progress=True).images
         runs[name]["sampling_s"] = round(time.perf_counter() - start, 1)
         q = metrics.sample_quality(images, reference=reference)
         runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),
                           fd_over_real_vs_real=round(q["fd"] / calib["fd"], 3))
         if not args.smoke:
             save_grid(images[:64], RESULTS / f"quality_budget{tag}_{name}.png", nrow=8)
+    return calib
 
-    runs["dnnl"]["parameters"] = n_params(ours_probe)
-    runs["dnnl"]["model"] = f"dnnl UNet, quick preset, channels {tuple(ours_probe.channels)}"
-    runs["diffusers"]["parameters"] = n_params(theirs_probe)
-    runs["diffusers"]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, attention in the mid block"
-    ratio = runs["dnnl"]["fd"] / runs["diffusers"]["fd"]
+
+def main(argv=None) -> dict:
+    args = _parser().parse_args(argv)
+    print(machine(), flush=True)
+    torch.manual_seed(args.seed)
+    device = dnnl.get_device()
+    tag = device_tag(device)
+    changes = dict(args.changes)
+    base = TrainConfig.quick(**{"seed": args.seed, "data_root": args.root, "log_every": 50, **changes})
+    if args.smoke:
+        base = TrainConfig.quick(**{"seed": args.seed, "data_root": args.root, "steps": 3, "batch_size": 8,
+                                    "subset": 64, "warmup": 1, "log_every": 1, **changes})
+        args.n, args.steps = min(args.n, 16), min(args.steps, 2)
+    runs, models, widths = _train_all(args, base, device)
+    calib = _score(args, runs, models, base.build_schedule(), tag)
+    ours = runs["dnnl"]
     result = {
-        "budget": ("the wall time of the dnnl quick preset" if budget_s is None else f"{args.minutes:g} minutes each"),
+        "budget": ("the wall time of the dnnl quick preset" if args.minutes is None else f"{args.minutes:g} minutes each"),
         "recipe": {k: v for k, v in base.to_dict().items() if k in ("batch_size", "lr", "warmup", "weight_decay",
-                                                                    "grad_clip", "ema_decay", "seed", "T", "schedule")},
-        "recipe_note": "both trained by dnnl.models.ddpm.train with this recipe and a cosine decay over their steps",
-        "sampler": f"DDPM, {args.steps} strided steps of T={base.T}, x0 clipped, seed {args.seed}",
+                                                                    "grad_clip", "ema_decay", "seed", "T", "schedule",
+                                                                    "min_snr_gamma")},
+        "recipe_changes": changes,
+        "recipe_note": "dnnl and diffusers trained by dnnl.models.ddpm.train with this recipe and a cosine decay over "
+                       "their steps" + ("; diffusers_tutorial with diffusers' tutorial recipe" if args.tutorial else ""),
+        "sampler": f"DDPM, {args.steps} strided steps of T={base.T}, x0 clipped, the same starting noise, seed {args.seed}",
         "n_samples": args.n,
         "real_vs_real": {"fd": round(calib["fd"], 3), "confidence": round(calib["confidence"], 4), "n": args.n},
         "runs": runs,
-        "fd_ratio_dnnl_over_diffusers": round(ratio, 3),
-        "target_fd_ratio": 0.7,
+        "fd_ratio_dnnl_over_diffusers": round(ours["fd"] / runs["diffusers"]["fd"], 3),
+        "target_fd_ratio": 0.6,
+        "targets_dnnl": {"minutes": 15, "fd_over_real_vs_real": 2.0, "confidence": 0.85},
         "smoke": args.smoke,
         "device": str(device),
         **provenance(),
         "torch_threads": torch.get_num_threads(),
-        "command": "python benchmarks/quality_budget.py" + ("" if budget_s is None else f" --minutes {args.minutes:g}"),
+        "command": "python benchmarks/quality_budget.py" + ("" if args.minutes is None else f" --minutes {args.minutes:g}")
+                   + ("" if not changes else " --set " + " ".join(f"{k}={json.dumps(v)}" for k, v in changes.items()))
+                   + (" --tutorial" if args.tutorial else ""),
     }
+    if args.tutorial:
+        result["fd_ratio_dnnl_over_diffusers_tutorial"] = round(ours["fd"] / runs["diffusers_tutorial"]["fd"], 3)
     return save_result(f"quality_budget{tag}.json", result, write=not args.smoke)
 
 

@@ -18,30 +18,15 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 README = REPO / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from _fmt import _mark, _missing, _pct, _provenance  # noqa: E402
+from _report_quality import section_quality, section_recipe  # noqa: E402
 
 
 def _load(name: str) -> dict | None:
     path = RESULTS / name
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _mark(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
-def _pct(x: float) -> str:
-    """A share as a percentage with one decimal; two where one would round a shortfall up to 100 %."""
-    shown = f"{100 * x:.1f}"
-    return f"{100 * x:.2f} %" if shown == "100.0" and x < 1 else f"{shown} %"
-
-
-def _provenance(r: dict) -> str:
-    """Where a result came from: machine, date and the command that reruns it."""
-    return f"{r['machine']}; {r['date']}. Rerun: `{r['command']}`."
-
-
-def _missing(script: str) -> list[str]:
-    return [f"Not measured yet: run `python benchmarks/{script}`.", ""]
 
 
 def section_throughput(r: dict | None) -> list[str]:
@@ -75,52 +60,6 @@ def section_throughput(r: dict | None) -> list[str]:
             f"images/s. {r['machine']}; diffusers {r['diffusers_version']}; {r['date']}. "
             f"Rerun: `{r['command']}`.", ""]
     return out
-
-
-def section_quality(shipped: dict | None, record: dict | None, budget: dict | None) -> list[str]:
-    out = ["### Sample quality", ""]
-    rows = ["| model | training | FD | real-vs-real FD (same n) | confident (max-prob > 0.9) |",
-            "|---|---|---:|---:|---:|"]
-    notes = []
-    if shipped is not None and record is not None:
-        q = shipped["quality"]
-        n = q["n_samples"]
-        rows.append(f"| shipped checkpoint (`load_pretrained()`) | {record['steps']:,} steps of batch "
-                    f"{record['config']['batch_size']}, {record['wall_time_s'] / 60:.0f} min | {q['fd']:.2f} | "
-                    f"{q['real_vs_real_fd'][f'n={n}']:.2f} | {_pct(q['confidence'])} |")
-        notes.append(f"Shipped checkpoint ({n:,} samples, {q['sampler']}): FD {q['fd_over_real_vs_real_same_n']:.2f}× "
-                     f"real-vs-real (target ≤ 3×: {_mark(q['targets']['fd_within_3x_of_real_vs_real'])}), "
-                     f"{_pct(q['confidence'])} confident (target ≥ 90 %: "
-                     f"{_mark(q['targets']['confidence_at_least_0.9'])}). Training ({record['machine']}): "
-                     f"`{record['command']}`" + (f" ({record['note']})" if record.get("note") else "")
-                     + f". Scoring ({shipped['timing']['machine']}): `python benchmarks/evaluate_pretrained.py`.")
-    else:
-        notes += _missing("train_pretrained.py` then `python benchmarks/evaluate_pretrained.py")
-    if budget is not None:
-        calib = budget["real_vs_real"]
-        for name, run in budget["runs"].items():
-            rows.append(f"| {run['model']} | {run['steps']:,} steps of batch {run['batch_size']}, "
-                        f"{run['wall_time_s'] / 60:.1f} min | {run['fd']:.2f} | {calib['fd']:.2f} | "
-                        f"{_pct(run['confidence'])} |")
-        ours = budget["runs"]["dnnl"]
-        recipe = ", ".join(f"{k} {v}" for k, v in budget["recipe"].items() if k in ("batch_size", "lr", "warmup",
-                                                                                      "ema_decay", "grad_clip"))
-        theirs = budget["runs"]["diffusers"]
-        fixed = (f" UNet2DModel's {theirs['steps']:,} steps were fixed before training from its measured speed "
-                 f"({theirs['probe_images_per_sec']:.0f} images/s in a short probe)."
-                 if "probe_images_per_sec" in theirs else "")
-        notes.append(f"Equal budget ({budget['budget']}; both trained by `dnnl.models.ddpm.train` with the same "
-                     f"recipe ({recipe}) and a cosine decay over their own steps;{fixed} "
-                     f"{budget['sampler']}; {budget['n_samples']:,} samples each): FD ratio dnnl/diffusers "
-                     f"{budget['fd_ratio_dnnl_over_diffusers']:.2f} (target ≤ {budget['target_fd_ratio']}: "
-                     f"{_mark(budget['fd_ratio_dnnl_over_diffusers'] <= budget['target_fd_ratio'])}). "
-                     f"The dnnl row is the quick preset: {ours['wall_time_s'] / 60:.1f} min and "
-                     f"{_pct(ours['confidence'])} confident (target ≤ 15 min and ≥ 70 %: "
-                     f"{_mark(ours['wall_time_s'] <= 900 and ours['confidence'] >= 0.7)}). "
-                     + _provenance(budget))
-    else:
-        notes += _missing("quality_budget.py")
-    return out + rows + [""] + [n for note in notes for n in (note, "")]
 
 
 def _sampling_table(r: dict, digits: int) -> tuple[list[str], str]:
@@ -378,6 +317,7 @@ def render() -> str:
     lines += section_quality(_load("pretrained_quality.json"),
                              json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
                              _load("quality_budget.json"))
+    lines += section_recipe(_load("cpu_ablation.json"))
     lines += section_guidance(_record("ddpm_mnist_cond"), _load("conditional_targets.json"),
                               _load("conditional_sweep.json"))
     lines += section_throughput(_load("throughput.json"))

@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
         overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root,
                                            batch_size=args.batch_size).items()
                      if v is not None}
-        config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, **overrides)
+        # the shipped checkpoint was trained on L_simple itself, before the quick preset weighted its loss
+        config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, min_snr_gamma=None,
+                                   **overrides)
         train(config, resume=True, progress=not args.no_progress)
     record = export(run_dir, args.name, Path(args.weights_dir), args.note)
     print(json.dumps(record, indent=2))

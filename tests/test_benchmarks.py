@@ -66,13 +66,86 @@ def test_throughput_smoke(run):
 
 def test_quality_budget_smoke(run):
     pytest.importorskip("diffusers")
-    r = run("quality_budget.py", "--smoke", "--out", "runs")
-    assert set(r["runs"]) == {"dnnl", "diffusers"}
+    r = run("quality_budget.py", "--smoke", "--out", "runs", "--set", "min_snr_gamma=5", "lr=0.003", "--tutorial")
+    assert set(r["runs"]) == {"dnnl", "diffusers", "diffusers_tutorial"}
+    assert r["recipe_changes"] == {"min_snr_gamma": 5, "lr": 0.003} and r["recipe"]["min_snr_gamma"] == 5.0
+    assert r["command"].endswith("--set min_snr_gamma=5 lr=0.003 --tutorial")
+    assert r["runs"]["diffusers_tutorial"]["batch_size"] == 16 and "no EMA" in r["runs"]["diffusers_tutorial"]["recipe"]
+    assert math.isclose(r["fd_ratio_dnnl_over_diffusers_tutorial"],
+                        r["runs"]["dnnl"]["fd"] / r["runs"]["diffusers_tutorial"]["fd"], rel_tol=1e-2)
     for name, one in r["runs"].items():
         assert one["steps"] >= 1 and one["wall_time_s"] > 0, name
         assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
     assert math.isclose(r["fd_ratio_dnnl_over_diffusers"], r["runs"]["dnnl"]["fd"] / r["runs"]["diffusers"]["fd"],
                         rel_tol=1e-2)
+
+
+def test_quality_budget_refuses_an_unknown_recipe_field(run, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "quality_budget.py"), "--smoke", "--set", "lrr=1"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and "KEY a TrainConfig field (got 'lrr=1')" in proc.stderr
+
+
+def test_cpu_ablation_smoke(run):
+    r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--only", "baseline", "no_ema", "ddim_scoring", "min_snr_5")
+    assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5"]
+    rows = r["rows"]
+    # the scoring rows reuse the baseline's training: the same steps, only the sampler or the weights differ
+    assert rows["no_ema"]["steps"] == rows["ddim_scoring"]["steps"] == rows["baseline"]["steps"] >= 1
+    assert rows["no_ema"]["weights"] == "raw" and rows["ddim_scoring"]["sampler"].startswith("ddim")
+    assert rows["no_ema"]["fd"] != rows["baseline"]["fd"]
+    assert rows["min_snr_5"]["changes"] == {"min_snr_gamma": 5.0}
+    for name, one in rows.items():
+        assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
+
+
+def test_cpu_ablation_scoring_row_needs_its_training_row(mnist_root, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "cpu_ablation.py"), "--smoke", "--only", "no_ema", "--out",
+                           str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg", "DNNL_DATA": str(mnist_root)})
+    assert proc.returncode != 0 and "measure 'baseline' first" in proc.stderr
+
+
+def test_report_recipe_section():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _report_quality
+    finally:
+        sys.path.remove(str(BENCH))
+    assert "Not measured yet" in "\n".join(_report_quality.section_recipe(None))
+    row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=544, batch_size=128, fd=100.0,
+               wall_time_s=297.0,
+               fd_over_real_vs_real=12.6, confidence=0.5, date="2026-12-01 19:31 UTC")
+    r = {"preset": {"channels": [16, 32, 64], "batch_size": 128, "min_snr_gamma": None, "lr": 0.002,
+                    "ema_decay": 0.999, "schedule": "linear"}, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92}, "machine": "m",
+         "command": "c", "rows": {"baseline": row, "min_snr_5": dict(row, changes={"min_snr_gamma": 5.0}, fd=80.0),
+                                  "no_ema": dict(row, weights="raw", fd=150.0)}}
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "| `min_snr_5` | min_snr_gamma = 5.0 | 544 × 128 | 5.0 min | 80.00 | 12.60 | 50.0 % | 0.80× |" in text
+    assert "raw weights (no EMA)" in text and "1.50×" in text and "**5 minutes**" in text
+
+
+def test_report_quality_section_marks_the_cpu_goals():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _report_quality
+    finally:
+        sys.path.remove(str(BENCH))
+    one = dict(steps=3200, batch_size=64, wall_time_s=870.0, fd=14.0, confidence=0.86, fd_over_real_vs_real=1.77,
+               model="dnnl UNet")
+    budget = {"budget": "the wall time of the dnnl quick preset", "recipe": {"batch_size": 64, "min_snr_gamma": 5.0},
+              "sampler": "DDPM", "n_samples": 1000, "real_vs_real": {"fd": 7.92}, "target_fd_ratio": 0.6,
+              "targets_dnnl": {"minutes": 15, "fd_over_real_vs_real": 2.0, "confidence": 0.85},
+              "fd_ratio_dnnl_over_diffusers": 0.5, "fd_ratio_dnnl_over_diffusers_tutorial": 0.25,
+              "machine": "m", "date": "d", "command": "c",
+              "runs": {"dnnl": one, "diffusers": dict(one, fd=28.0, probe_images_per_sec=170.0, model="UNet2DModel"),
+                       "diffusers_tutorial": dict(one, fd=56.0, steps=9000, batch_size=16, model="tutorial",
+                                                  recipe="diffusers tutorial: AdamW lr 0.0001, no EMA")}}
+    text = "\n".join(_report_quality.section_quality(None, None, budget))
+    assert "goal within 15 min, ≤ 2× and ≥ 85.0 %: met" in text and "(target ≤ 0.6: met)" in text
+    assert "ratio **0.25**" in text and "AdamW lr 0.0001, no EMA; 9,000 steps" in text
+    slow = dict(budget, runs=dict(budget["runs"], dnnl=dict(one, wall_time_s=901.0)))
+    assert "≥ 85.0 %: **not met**" in "\n".join(_report_quality.section_quality(None, None, slow))
 
 
 def test_sampling_speed_smoke(run):

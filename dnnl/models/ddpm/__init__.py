@@ -9,7 +9,7 @@ from .schedule import NoiseSchedule
 from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_x0, q_mean_variance,
                         q_posterior, q_sample)
 from .elbo import discretized_gaussian_log_likelihood, normal_kl, optimal_variances, prior_bpd, vlb_terms
-from .losses import noise_prediction_loss
+from .losses import min_snr_weights, noise_prediction_loss
 from .unet import UNet, sinusoidal_embedding
 from .train import TrainConfig, TrainResult, TrainingInterrupted, ema_decay_at, ema_update, lr_factor, train, train_step
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -30,6 +30,7 @@ __all__ = [
     "p_sample_step",
     "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "optimal_variances",
     "noise_prediction_loss",
+    "min_snr_weights",
     "UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train",
     "train_step", "lr_factor", "ema_decay_at", "ema_update", "TrainingInterrupted",
     "save_checkpoint", "load_checkpoint",

@@ -27,6 +27,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", type=int, help="train on the first N images only")
     p.add_argument("--batch-size", type=int, help="images per step per process")
     p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--min-snr-gamma", type=float, help="weight the loss by min(SNR, gamma)/SNR (default: off)")
     p.add_argument("--seed", type=int, help="seed for the weights, data order and noise")
     p.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
     p.add_argument("--sample-every", type=int, help="save a grid of EMA samples every N steps (0: never)")

@@ -40,7 +40,7 @@ from .checkpoint import (CHECKPOINT_NAME, all_finite, check_folder, load_checkpo
 from .config import TrainConfig, TrainResult
 from .guidance import _check_labels, _label_dropout_model
 from .pretrained import init_weights
-from .losses import _noise_prediction_loss
+from .losses import _noise_prediction_loss, min_snr_weights
 from .schedule import NoiseSchedule
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_step", "lr_factor", "ema_decay_at",
@@ -51,7 +51,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_
 _RESUMABLE = {"steps", "decay_steps", "out_dir", "data_root", "num_workers", "log_every", "checkpoint_every",
               "sample_every", "sample_steps"}
 # Fields added later, with the value an older checkpoint (which lacks them) was trained with.
-_ADDED = {"num_classes": None, "p_uncond": 0.1, "init_from": None, "label_lr_scale": 1.0}
+_ADDED = {"num_classes": None, "p_uncond": 0.1, "init_from": None, "label_lr_scale": 1.0, "min_snr_gamma": None}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -106,7 +106,7 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                y: torch.Tensor | None = None, p_uncond: float = 0.0, generator: torch.Generator | None = None,
                grad_clip: float = math.inf, scaler: torch.amp.GradScaler = NO_SCALER,
-               autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+               autocast_dtype: torch.dtype | None = None, loss_weights: torch.Tensor | None = None) -> torch.Tensor:
     """One gradient step of Algorithm 1 on the batch ``x0``; returns L_simple, detached (Eq. @eq-l-simple).
 
     Draws t ~ U{0, …, T−1} and ε ~ N(0, I) from ``generator``, forms x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and
@@ -116,6 +116,8 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
 
     ``y`` (labels (B,) for a U-Net built with ``num_classes``) trains ε_θ(x_t, t, y); first each label becomes
     "no label" with probability ``p_uncond`` (Eq. @eq-ch7-label-dropout), drawn from ``generator`` before t and ε.
+    ``loss_weights`` (T,) on x0's device, for example ``min_snr_weights(schedule, 5.0)``, weights each sample's
+    squared error by its timestep's weight (Eq. @eq-ch4-min-snr); None keeps L_simple.
     """
     if not isinstance(schedule, NoiseSchedule) or not isinstance(x0, torch.Tensor):
         raise TypeError(f"schedule must be a NoiseSchedule and x0 a tensor (got {type(schedule).__name__}, "
@@ -123,9 +125,12 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
     if not isinstance(optimizer, torch.optim.Optimizer) or not isinstance(scaler, torch.amp.GradScaler):
         raise TypeError(f"optimizer must be a torch.optim.Optimizer and scaler a torch.amp.GradScaler "
                         f"(got {type(optimizer).__name__}, {type(scaler).__name__})")
+    if loss_weights is not None and (not isinstance(loss_weights, torch.Tensor) or loss_weights.shape != (schedule.T,)):
+        raise TypeError(f"loss_weights must be None or a tensor of shape (T,) = ({schedule.T},) (got "
+                        f"{tuple(loss_weights.shape) if isinstance(loss_weights, torch.Tensor) else loss_weights!r})")
     net = model if y is None else _label_dropout_model(model, y, p_uncond, generator)
     with torch.autocast(x0.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = _noise_prediction_loss(net, schedule, x0, generator=generator)
+        loss = _noise_prediction_loss(net, schedule, x0, generator=generator, weights=loss_weights)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -218,6 +223,8 @@ class _Run:
                                            fused=fused or None)
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config))
         self.autocast_dtype, self.scaler = precision(device)
+        self.loss_weights = (None if config.min_snr_gamma is None else  # float32 on the device, once
+                             min_snr_weights(self.schedule, config.min_snr_gamma).float().to(device))
         self.ckpt_path = Path(config.out_dir) / CHECKPOINT_NAME
         self.step, self.losses, self.past_wall, self.past_cpu = 0, [], 0.0, 0.0
         self.saved_step: int | None = None  # the step of the newest checkpoint on disk (all are finite)
@@ -324,7 +331,7 @@ class _Run:
                 noise_gen.manual_seed(_step_seed(config.seed, self.rank, self.step))
                 loss = train_step(net, self.schedule, x0, self.optimizer, y=y, p_uncond=config.p_uncond,
                                   generator=noise_gen, grad_clip=config.grad_clip, scaler=self.scaler,
-                                  autocast_dtype=self.autocast_dtype)
+                                  autocast_dtype=self.autocast_dtype, loss_weights=self.loss_weights)
                 self.lr_schedule.step()
                 ema_update(self.ema, self.model, ema_decay_at(self.step, config.ema_decay))
                 self.step += 1

@@ -1,0 +1,154 @@
+"""What each training lever buys at a fixed wall time: one change to the quick preset per row.
+
+    python benchmarks/cpu_ablation.py --minutes 5                      # every row, 5 minutes of training each
+    python benchmarks/cpu_ablation.py --minutes 5 --only batch_64      # one row (the others are kept)
+    python benchmarks/cpu_ablation.py --smoke                          # tiny sizes: proves the script runs
+
+Every row trains the quick preset's network with ``dnnl.models.ddpm.train`` for the same wall time on this
+machine, with its steps fixed before training (the cosine decay runs over them): the baseline's are
+minutes × its probe images/s ÷ batch; a change that leaves a step's cost alone trains the same steps; a
+change of batch or network scales them by its speed, probed back to back with the baseline's. Each row
+then draws ``--n`` samples from the same starting noise with a ``--steps``-step sampler, scored with the
+shipped metric (``dnnl.metrics``) against the real-vs-real floor at the same n. Rows differ from
+``baseline`` in one thing only (``VARIANTS``); ``ddim_scoring`` scores the baseline's network with
+another sampler, and ``no_ema`` scores its raw weights instead of their EMA. Runs resume from
+``runs/ablation/<minutes>m/<row>/``. Results merge into benchmarks/results/cpu_ablation.json, one row per
+name with its own date and load, saved after each row, so rows can be measured one at a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from _machine import RESULTS, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
+from quality_budget import measured_rate, train_one  # noqa: E402
+import dnnl  # noqa: E402
+from dnnl import metrics  # noqa: E402
+from dnnl.data import mnist_tensors  # noqa: E402
+from dnnl.models.ddpm import sample  # noqa: E402
+from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint  # noqa: E402
+
+# row name -> (changes to the quick preset, the sampler that scores it, the row whose training it reuses,
+#              the weights that are scored: the EMA's or the raw ones)
+VARIANTS: dict[str, tuple[dict, str, str | None, str]] = {
+    "baseline": ({}, "ddpm", None, "ema"),
+    "ddim_scoring": ({}, "ddim", "baseline", "ema"),
+    "no_ema": ({}, "ddpm", "baseline", "raw"),
+    "min_snr_5": ({"min_snr_gamma": 5.0}, "ddpm", None, "ema"),
+    "batch_64": ({"batch_size": 64}, "ddpm", None, "ema"),
+    "lr_4e-3": ({"lr": 4e-3}, "ddpm", None, "ema"),
+    "cosine_schedule": ({"schedule": "cosine"}, "ddpm", None, "ema"),
+}
+OUT_NAME = "cpu_ablation.json"
+# the quick preset before the levers it adopted from this table (batch 64, min-SNR-5): the rows' common start
+BASELINE = {"batch_size": 128, "min_snr_gamma": None}
+COST_KEYS = {"batch_size", "channels", "num_res_blocks", "attention"}  # changes that change a step's cost
+
+
+def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, build, rows: dict) -> tuple[float, int]:
+    """The row's training steps for the budget, and the images/s they assume.
+
+    The baseline's come from a probe. A change that leaves the cost of a step alone (loss weighting, learning
+    rate, schedule, EMA) gets the baseline's steps, so no probe's noise separates the two. A change of cost
+    (batch, network) is probed back to back with the baseline, and its steps scale with the ratio.
+    """
+    reuse, probe_steps = VARIANTS[name][2], 3 if args.smoke else 30
+    if name == "baseline":
+        rate = measured_rate(config, build, probe_steps)
+        return rate, max(1, int(args.minutes * 60 * rate / config.batch_size))
+    if "baseline" not in rows:
+        raise SystemExit(f"row {name!r} is measured against the baseline: measure 'baseline' first")
+    ref = rows[reuse or "baseline"]
+    if reuse is not None or not COST_KEYS & VARIANTS[name][0].keys():
+        return ref["probe_images_per_sec"], ref["steps"]
+    ours = measured_rate(config, build, probe_steps)
+    again = TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / "baseline")})
+    theirs = measured_rate(again, lambda: (dnnl.set_seed(args.seed), base.build_model())[1], probe_steps)
+    steps = max(1, round(ref["steps"] * base.batch_size / config.batch_size * ours / theirs))
+    return ref["probe_images_per_sec"] * ours / theirs, steps
+
+
+def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
+    """Train (or reuse) the row's network for the budget, then sample and score it."""
+    changes, method, reuse, weights = VARIANTS[name]
+    config = TrainConfig(**{**base.to_dict(), **changes, "out_dir": str(Path(args.out) / (reuse or name))})
+    build = lambda: (dnnl.set_seed(args.seed), config.build_model())[1]  # noqa: E731
+    load = os.getloadavg()[0]
+    rate, steps = _budget_steps(name, args, base, config, build, rows)
+    config = TrainConfig(**{**config.to_dict(), "steps": steps, "decay_steps": steps})
+    print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
+    model, record = train_one(name, config, build)
+    if weights == "raw":  # the network the optimizer trained, without the EMA
+        model = build()
+        model.load_state_dict(load_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)["model"])
+    noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
+    start = time.perf_counter()
+    images = sample(model, config.build_schedule(), noise.shape, steps=args.steps, method=method, noise=noise,
+                    generator=torch.Generator().manual_seed(args.seed), batch_size=125, progress=False).images
+    q = metrics.sample_quality(images, reference=args.reference)
+    record.update(changes=changes, sampler=f"{method}, {args.steps} strided steps", weights=weights, probe_images_per_sec=round(rate, 1),
+                  sampling_s=round(time.perf_counter() - start, 1), fd=round(q["fd"], 3),
+                  confidence=round(q["confidence"], 4), fd_over_real_vs_real=round(q["fd"] / args.calib["fd"], 3),
+                  load_before=round(load, 2), reuses=reuse, **provenance())
+    print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
+          f"{100 * record['confidence']:.1f} % confident", flush=True)
+    return record
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0, help="training wall time of every row")
+    parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=None, help="rows to (re)measure")
+    parser.add_argument("--n", type=int, default=1000, help="samples per row")
+    parser.add_argument("--steps", type=int, default=100, help="strided sampling steps")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="run folders (default: runs/ablation/<minutes>m)")
+    parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
+    args = parser.parse_args(argv)
+    if dnnl.get_device().type != "cpu":
+        parser.error("this ablation is for the CPU; on a GPU use quality_budget.py --minutes")
+    print(machine(), flush=True)
+    args.out = args.out or str(REPO / "runs" / "ablation" / f"{args.minutes:g}m")
+    base = TrainConfig.quick(**BASELINE, seed=args.seed, data_root=args.root, log_every=50)
+    if args.smoke:
+        base = TrainConfig.quick(**{**BASELINE, "batch_size": 8}, seed=args.seed, data_root=args.root, steps=3,
+                                 subset=64, warmup=1, log_every=1)
+        args.n, args.steps, args.minutes = min(args.n, 16), min(args.steps, 2), min(args.minutes, 0.02)
+    args.reference = mnist_tensors("test", root=args.root)[0]
+    args.calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
+    old = {} if args.smoke or not (RESULTS / OUT_NAME).exists() else json.loads((RESULTS / OUT_NAME).read_text())
+    same = (old.get("minutes"), old.get("n_samples"), old.get("sampling_steps")) == (args.minutes, args.n, args.steps)
+    rows = dict(old.get("rows", {})) if same else {}
+    for name in args.only or list(VARIANTS):
+        rows[name] = run_row(name, args, base, rows)
+        result = _result(args, base, rows)  # saved after every row: an interrupted series keeps what it measured
+        save_result(OUT_NAME, result, write=not args.smoke, echo=False)
+    return save_result(OUT_NAME, result, write=not args.smoke)
+
+
+def _result(args, base: TrainConfig, rows: dict) -> dict:
+    return {
+        "minutes": args.minutes, "n_samples": args.n, "sampling_steps": args.steps,
+        "preset": {k: v for k, v in base.to_dict().items()
+                   if k in ("channels", "batch_size", "lr", "warmup", "ema_decay", "T", "schedule", "min_snr_gamma")},
+        "real_vs_real": {"fd": round(args.calib["fd"], 3), "confidence": round(args.calib["confidence"], 4),
+                         "n": args.n},
+        "rows": {name: rows[name] for name in VARIANTS if name in rows},
+        "smoke": args.smoke,
+        "command": f"python benchmarks/cpu_ablation.py --minutes {args.minutes:g}",
+        **provenance(),
+    }
+
+
+if __name__ == "__main__":
+    main()
