@@ -31,8 +31,12 @@ def _step(unet: nn.Module, scheduler, optimizer, lr_schedule, x0: torch.Tensor, 
     return loss.item()
 
 
-def _run(unet: nn.Module, images: torch.Tensor, steps: int, total: int, seed: int) -> tuple[float, list[float]]:
-    """``steps`` tutorial steps of a cosine curve ``total`` steps long; returns (seconds, losses)."""
+def _run(unet: nn.Module, images: torch.Tensor, steps: int, total: int, seed: int,
+         skip: int = 0) -> tuple[float, list[float]]:
+    """``steps`` tutorial steps of a cosine curve ``total`` steps long; returns (seconds, losses).
+
+    The clock starts after the first ``skip`` steps (a probe's warm-up).
+    """
     from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
@@ -42,7 +46,9 @@ def _run(unet: nn.Module, images: torch.Tensor, steps: int, total: int, seed: in
     order, gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
     unet.train()
     losses, start, perm, k = [], time.perf_counter(), torch.randperm(len(images), generator=order), 0
-    for _ in range(steps):
+    for i in range(steps):
+        if i == skip:
+            start = time.perf_counter()
         if k + BATCH > len(perm):  # a new epoch, reshuffled (DataLoader(shuffle=True, drop_last=True))
             perm, k = torch.randperm(len(images), generator=order), 0
         losses.append(_step(unet, scheduler, optimizer, lr_schedule, images[perm[k:k + BATCH]], gen))
@@ -53,9 +59,8 @@ def _run(unet: nn.Module, images: torch.Tensor, steps: int, total: int, seed: in
 def train_tutorial(unet: nn.Module, images: torch.Tensor, seconds: float, *, seed: int = 0,
                    probe_steps: int = 30) -> tuple[nn.Module, dict]:
     """Train ``unet`` (a UNet2DModel) with the tutorial's recipe for about ``seconds``; returns (unet, record)."""
-    probe, _ = _run(copy.deepcopy(unet), images, 5 + probe_steps, 10 ** 6, seed)
-    warm, _ = _run(copy.deepcopy(unet), images, 5, 10 ** 6, seed)
-    rate = probe_steps * BATCH / max(probe - warm, 1e-9)
+    probe, _ = _run(copy.deepcopy(unet), images, 5 + probe_steps, 10 ** 6, seed, skip=5)
+    rate = probe_steps * BATCH / max(probe, 1e-9)
     steps = max(1, int(seconds * rate / BATCH))
     wall, losses = _run(unet, images, steps, steps, seed)
     tail = losses[-100:]

@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -30,11 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _machine import RESULTS, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
-from quality_budget import measured_rate, train_one  # noqa: E402
+from quality_budget import measured_rate, score_samples, train_one  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
-from dnnl.models.ddpm import sample  # noqa: E402
 from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint  # noqa: E402
 
 # row name -> (changes to the quick preset, the sampler that scores it, the row whose training it reuses,
@@ -91,14 +89,11 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
         model = build()
         model.load_state_dict(load_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)["model"])
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
-    start = time.perf_counter()
-    images = sample(model, config.build_schedule(), noise.shape, steps=args.steps, method=method, noise=noise,
-                    generator=torch.Generator().manual_seed(args.seed), batch_size=125, progress=False).images
-    q = metrics.sample_quality(images, reference=args.reference)
-    record.update(changes=changes, sampler=f"{method}, {args.steps} strided steps", weights=weights, probe_images_per_sec=round(rate, 1),
-                  sampling_s=round(time.perf_counter() - start, 1), fd=round(q["fd"], 3),
-                  confidence=round(q["confidence"], 4), fd_over_real_vs_real=round(q["fd"] / args.calib["fd"], 3),
-                  load_before=round(load, 2), reuses=reuse, **provenance())
+    _, scores = score_samples(model, config.build_schedule(), noise, steps=args.steps, seed=args.seed, method=method,
+                              reference=args.reference, floor_fd=args.calib["fd"], progress=False)
+    record.update(changes=changes, sampler=f"{method}, {args.steps} strided steps", weights=weights,
+                  probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=reuse,
+                  **provenance())
     print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
           f"{100 * record['confidence']:.1f} % confident", flush=True)
     return record

@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
 def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
     """Train ours, the matched UNet2DModel with our loop and, with --tutorial, with diffusers' recipe."""
     ours_probe = base.build_model()
-    widths = match_diffusers(ours_probe)[1]
+    theirs_probe, widths = match_diffusers(ours_probe)
     builders = {
         "dnnl": lambda: (dnnl.set_seed(args.seed), base.build_model())[1],
         "diffusers": lambda: (dnnl.set_seed(args.seed), DiffusersEps(match_diffusers(ours_probe)[0]))[1],
@@ -134,8 +134,23 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
     for name in runs.keys() - {"dnnl"}:
         how = "diffusers' tutorial recipe" if name == "diffusers_tutorial" else "attention in the mid block"
         runs[name]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, {how}"
-        runs[name]["parameters"] = n_params(match_diffusers(ours_probe)[0])
+        runs[name]["parameters"] = n_params(theirs_probe)
     return runs, models, widths
+
+
+def score_samples(model, schedule, noise: torch.Tensor, *, steps: int, seed: int, reference: torch.Tensor,
+                  floor_fd: float, method: str = "ddpm", progress: bool = True) -> tuple[torch.Tensor, dict]:
+    """Sample from ``noise`` with a ``steps``-step chain and score it: (images, {sampling_s, fd, confidence, ...}).
+
+    ``floor_fd`` is the real-vs-real FD at the same n, which ``fd_over_real_vs_real`` divides by.
+    """
+    start = time.perf_counter()
+    images = sample(model, schedule, noise.shape, steps=steps, method=method, noise=noise, batch_size=125,
+                    generator=torch.Generator().manual_seed(seed), progress=progress).images
+    seconds = round(time.perf_counter() - start, 1)
+    q = metrics.sample_quality(images, reference=reference)
+    return images, {"sampling_s": seconds, "fd": round(q["fd"], 3), "confidence": round(q["confidence"], 4),
+                    "fd_over_real_vs_real": round(q["fd"] / floor_fd, 3)}
 
 
 def _score(args, runs: dict, models: dict, schedule, tag: str) -> dict:
@@ -144,13 +159,9 @@ def _score(args, runs: dict, models: dict, schedule, tag: str) -> dict:
     calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     for name, model in models.items():
-        start = time.perf_counter()
-        images = sample(model, schedule, noise.shape, steps=args.steps, noise=noise, batch_size=125,
-                        generator=torch.Generator().manual_seed(args.seed), progress=True).images
-        runs[name]["sampling_s"] = round(time.perf_counter() - start, 1)
-        q = metrics.sample_quality(images, reference=reference)
-        runs[name].update(fd=round(q["fd"], 3), confidence=round(q["confidence"], 4),
-                          fd_over_real_vs_real=round(q["fd"] / calib["fd"], 3))
+        images, scores = score_samples(model, schedule, noise, steps=args.steps, seed=args.seed, reference=reference,
+                                       floor_fd=calib["fd"])
+        runs[name].update(scores)
         if not args.smoke:
             save_grid(images[:64], RESULTS / f"quality_budget{tag}_{name}.png", nrow=8)
     return calib

@@ -107,7 +107,7 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
                y: torch.Tensor | None = None, p_uncond: float = 0.0, generator: torch.Generator | None = None,
                grad_clip: float = math.inf, scaler: torch.amp.GradScaler = NO_SCALER,
                autocast_dtype: torch.dtype | None = None, loss_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """One gradient step of Algorithm 1 on the batch ``x0``; returns L_simple, detached (Eq. @eq-l-simple).
+    """One gradient step of Algorithm 1 on the batch ``x0``; returns its loss, detached (Eq. @eq-l-simple).
 
     Draws t ~ U{0, …, T−1} and ε ~ N(0, I) from ``generator``, forms x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and
     descends ∇‖ε − ε_θ(x_t, t)‖² with the gradient norm clipped to ``grad_clip``. ``scaler`` (fp16) and
