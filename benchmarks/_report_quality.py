@@ -50,7 +50,21 @@ def _budget_note(budget: dict) -> str:
     return text + " " + _provenance(budget)
 
 
-def section_quality(shipped: dict | None, record: dict | None, budget: dict | None) -> list[str]:
+def _budget_rows(budget: dict, label: str = "") -> list[str]:
+    calib = budget["real_vs_real"]
+    return [f"| {run['model']}{label} | {run['steps']:,} steps of batch {run['batch_size']}, "
+            f"{run['wall_time_s'] / 60:.1f} min | {run['fd']:.2f} | {calib['fd']:.2f} | {_pct(run['confidence'])} |"
+            for run in budget["runs"].values()]
+
+
+def _candidate_note(candidate: dict) -> str:
+    changes = ", ".join(f"{k} = {v}" for k, v in candidate["recipe_changes"].items())
+    return (f"**Candidate recipe** (the rows marked *candidate*: the quick preset with {changes}, which the "
+            f"5-minute ablation below favoured; not adopted by the preset yet). " + _budget_note(candidate))
+
+
+def section_quality(shipped: dict | None, record: dict | None, budget: dict | None,
+                    candidate: dict | None = None) -> list[str]:
     out = ["### Sample quality", ""]
     rows = ["| model | training | FD | real-vs-real FD (same n) | confident (max-prob > 0.9) |",
             "|---|---|---:|---:|---:|"]
@@ -62,15 +76,50 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
     else:
         notes += _missing("train_pretrained.py` then `python benchmarks/evaluate_pretrained.py")
     if budget is not None:
-        calib = budget["real_vs_real"]
-        for run in budget["runs"].values():
-            rows.append(f"| {run['model']} | {run['steps']:,} steps of batch {run['batch_size']}, "
-                        f"{run['wall_time_s'] / 60:.1f} min | {run['fd']:.2f} | {calib['fd']:.2f} | "
-                        f"{_pct(run['confidence'])} |")
+        rows += _budget_rows(budget)
         notes.append(_budget_note(budget))
     else:
         notes += _missing("quality_budget.py")
+    if candidate is not None:
+        rows += _budget_rows(candidate, " (*candidate*)")
+        notes.append(_candidate_note(candidate))
     return out + rows + [""] + [n for note in notes for n in (note, "")]
+
+
+_UNSET = object()
+
+
+def _change(r: dict, parent: dict | None) -> str:
+    """What a row changes in its parent row, in words."""
+    if r["sampler"].split(",")[0] != "ddpm":
+        return f"scored with {r['sampler']}"
+    if r["weights"] == "raw":
+        return "scored with the raw weights (no EMA)"
+    was = parent["changes"] if parent else {}
+    diff = {k: v for k, v in r["changes"].items() if was.get(k, _UNSET) != v}
+    return ", ".join(f"{k} = {tuple(v) if isinstance(v, list) else v}" for k, v in diff.items()) or "none"
+
+
+def _recipe_row(name: str, r: dict, rows: dict) -> str:
+    pname = None if name == "baseline" else r.get("parent", "baseline")  # rows saved before "parent": baseline
+    parent = rows.get(pname) if pname else None
+    vs = f"{r['fd'] / parent['fd']:.2f}× `{pname}`" if parent else ("reference" if pname is None else "n/a")
+    return (f"| `{name}` | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
+            f"{r['wall_time_s'] / 60:.1f} min | {r['fd']:.2f} | {r['fd_over_real_vs_real']:.2f} | "
+            f"{_pct(r['confidence'])} | {vs} |")
+
+
+def _ema_notes(rows: dict) -> list[str]:
+    """Say so when an EMA row scores the same EMA as its parent: the warm-up kept both below their decays."""
+    notes = []
+    for name, r in rows.items():
+        parent = rows.get(r.get("parent") or "")
+        if (parent and "ema_decay" in _change(r, parent) and r.get("ema_decay_at_end") is not None
+                and r["ema_decay_at_end"] == parent.get("ema_decay_at_end")):
+            notes.append(f"`{name}`: over {r['steps']:,} steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)), "
+                         f"stays below both decays (it ends at {r['ema_decay_at_end']:g}), so the two runs keep "
+                         f"the same EMA and score the same; the decay only matters in longer runs.")
+    return ["", *notes] if notes else []
 
 
 def section_recipe(ablation: dict | None) -> list[str]:
@@ -78,30 +127,23 @@ def section_recipe(ablation: dict | None) -> list[str]:
     out = ["### What each training lever buys (CPU)", ""]
     if ablation is None:
         return out + _missing("cpu_ablation.py")
-    rows, base = ablation["rows"], ablation["rows"].get("baseline")
-    p = ablation["preset"]
+    rows, p = ablation["rows"], ablation["preset"]
     loss = "L_simple" if p["min_snr_gamma"] is None else f"min-SNR-{p['min_snr_gamma']:g}"
-    out += [f"Each row changes one thing in the baseline (the quick preset's network, channels "
-            f"{tuple(p['channels'])}, batch {p['batch_size']}, {loss}, lr {p['lr']:g}, EMA {p['ema_decay']:g}, "
-            f"{p['schedule']} schedule) and trains for about **{ablation['minutes']:g} minutes** on this "
-            f"machine, its steps fixed before training: the baseline's from a short speed probe; a change that "
-            f"leaves a step's cost alone trains the same steps; a change of batch is probed back to back with "
-            f"the baseline and its steps scaled by the speed ratio (the training column shows the real time). "
-            f"Then each draws "
+    out += [f"Each row trains for about **{ablation['minutes']:g} minutes** on this machine and changes one "
+            f"thing in the row it is compared with. The first block starts from the `baseline`, the quick "
+            f"preset as it was (channels {tuple(p['channels'])}, batch {p['batch_size']}, {loss}, lr "
+            f"{p['lr']:g}, EMA {p['ema_decay']:g}, {p['schedule']} schedule); the second from `preset`, the "
+            f"quick preset as it ships, which took the two levers of the first block that paid (batch 64 and "
+            f"min-SNR-5). Steps are fixed before training: the baseline's from a short speed probe; a change "
+            f"that leaves a step's cost alone trains the same steps as the row it is compared with; a change "
+            f"of batch or network is probed back to back with that row and its steps scaled by the speed "
+            f"ratio (the training column shows the real time). Then each draws "
             f"{ablation['n_samples']:,} samples from the same starting noise with {ablation['sampling_steps']} "
             f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", "",
-            "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs baseline |",
+            "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",
             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for name, r in rows.items():
-        change = ", ".join(f"{k} = {v}" for k, v in r["changes"].items()) or "none"
-        if r["sampler"].split(",")[0] != "ddpm":
-            change = f"scored with {r['sampler']}"
-        if r["weights"] == "raw":
-            change = "scored with the raw weights (no EMA)"
-        vs = f"{r['fd'] / base['fd']:.2f}×" if base else "n/a"
-        out.append(f"| `{name}` | {change} | {r['steps']:,} × {r['batch_size']} | {r['wall_time_s'] / 60:.1f} min | "
-                   f"{r['fd']:.2f} | "
-                   f"{r['fd_over_real_vs_real']:.2f} | {_pct(r['confidence'])} | {vs} |")
+    out += [_recipe_row(name, r, rows) for name, r in rows.items()]
+    out += _ema_notes(rows)
     dates = sorted(r["date"] for r in rows.values())
     out += ["", f"{ablation['machine']}; rows measured one after another with no other heavy job running, "
             f"{dates[0]} to {dates[-1]}. Rerun: `{ablation['command']}`.", ""]

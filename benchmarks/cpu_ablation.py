@@ -6,14 +6,16 @@
 
 Every row trains the quick preset's network with ``dnnl.models.ddpm.train`` for the same wall time on this
 machine, with its steps fixed before training (the cosine decay runs over them): the baseline's are
-minutes × its probe images/s ÷ batch; a change that leaves a step's cost alone trains the same steps; a
-change of batch or network scales them by its speed, probed back to back with the baseline's. Each row
-then draws ``--n`` samples from the same starting noise with a ``--steps``-step sampler, scored with the
-shipped metric (``dnnl.metrics``) against the real-vs-real floor at the same n. Rows differ from
-``baseline`` in one thing only (``VARIANTS``); ``ddim_scoring`` scores the baseline's network with
-another sampler, and ``no_ema`` scores its raw weights instead of their EMA. Runs resume from
-``runs/ablation/<minutes>m/<row>/``. Results merge into benchmarks/results/cpu_ablation.json, one row per
-name with its own date and load, saved after each row, so rows can be measured one at a time.
+minutes × its probe images/s ÷ batch; a change that leaves a step's cost alone trains the same steps as the
+row it is compared with (its parent); a change of batch or network scales them by its speed, probed back to
+back with the parent's. Each row then draws ``--n`` samples from the same starting noise with a
+``--steps``-step sampler, scored with the shipped metric (``dnnl.metrics``) against the real-vs-real floor
+at the same n. Each row differs from its parent in one thing only (``VARIANTS``). The first block starts
+from ``baseline``, the quick preset before it adopted batch 64 and min-SNR-5; the second from ``preset``,
+the quick preset as it ships. ``ddim_scoring`` scores the baseline's network with another sampler, and
+``no_ema`` scores its raw weights instead of their EMA. Runs resume from ``runs/ablation/<minutes>m/<row>/``.
+Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
+after each row, so rows can be measured one at a time.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -33,56 +36,85 @@ from quality_budget import measured_rate, score_samples, train_one  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
-from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, load_checkpoint  # noqa: E402
+from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, ema_decay_at, load_checkpoint  # noqa: E402
 
-# row name -> (changes to the quick preset, the sampler that scores it, the row whose training it reuses,
-#              the weights that are scored: the EMA's or the raw ones)
-VARIANTS: dict[str, tuple[dict, str, str | None, str]] = {
-    "baseline": ({}, "ddpm", None, "ema"),
-    "ddim_scoring": ({}, "ddim", "baseline", "ema"),
-    "no_ema": ({}, "ddpm", "baseline", "raw"),
-    "min_snr_5": ({"min_snr_gamma": 5.0}, "ddpm", None, "ema"),
-    "batch_64": ({"batch_size": 64}, "ddpm", None, "ema"),
-    "lr_4e-3": ({"lr": 4e-3}, "ddpm", None, "ema"),
-    "cosine_schedule": ({"schedule": "cosine"}, "ddpm", None, "ema"),
+class Row(NamedTuple):
+    """One row: its changes to ``BASELINE``, the sampler that scores it, the row whose training it reuses, the
+    weights that are scored (the EMA's or the raw ones), and the row it is compared with (one change apart)."""
+    changes: dict
+    sampler: str = "ddpm"
+    reuses: str | None = None
+    weights: str = "ema"
+    parent: str | None = "baseline"
+
+
+_PRESET = {"batch_size": 64, "min_snr_gamma": 5.0}  # what the quick preset adopted from the first block
+VARIANTS: dict[str, Row] = {
+    # first block: one change each to the quick preset as it was (batch 128, L_simple)
+    "baseline": Row({}, parent=None),
+    "ddim_scoring": Row({}, "ddim", "baseline"),
+    "no_ema": Row({}, reuses="baseline", weights="raw"),
+    "min_snr_5": Row({"min_snr_gamma": 5.0}),
+    "batch_64": Row({"batch_size": 64}),
+    "lr_4e-3": Row({"lr": 4e-3}),
+    # second block: one change each to the quick preset as it ships (batch 64, min-SNR-5)
+    "preset": Row(_PRESET, parent="batch_64"),
+    "preset_batch_32": Row({**_PRESET, "batch_size": 32}, parent="preset"),
+    "preset_lr_4e-3": Row({**_PRESET, "lr": 4e-3}, parent="preset"),
+    "preset_wide": Row({**_PRESET, "channels": [24, 48, 96]}, parent="preset"),
+    "preset_deep": Row({**_PRESET, "num_res_blocks": 2}, parent="preset"),
+    "preset_no_attention": Row({**_PRESET, "attention": False}, parent="preset"),
+    "preset_cosine": Row({**_PRESET, "schedule": "cosine"}, parent="preset"),
+    "preset_ema_0.995": Row({**_PRESET, "ema_decay": 0.995}, parent="preset"),
 }
 OUT_NAME = "cpu_ablation.json"
-# the quick preset before the levers it adopted from this table (batch 64, min-SNR-5): the rows' common start
+# the quick preset before the levers it adopted from the first block (batch 64, min-SNR-5): the rows' common start
 BASELINE = {"batch_size": 128, "min_snr_gamma": None}
-COST_KEYS = {"batch_size", "channels", "num_res_blocks", "attention"}  # changes that change a step's cost
+COST_KEYS = ("batch_size", "channels", "num_res_blocks", "attention")  # changes that change a step's cost
 
 
-def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, build, rows: dict) -> tuple[float, int]:
+def _config(name: str, args, base: TrainConfig) -> TrainConfig:
+    row = VARIANTS[name]
+    return TrainConfig(**{**base.to_dict(), **row.changes, "out_dir": str(Path(args.out) / (row.reuses or name))})
+
+
+def _build(config: TrainConfig, seed: int):
+    return lambda: (dnnl.set_seed(seed), config.build_model())[1]
+
+
+def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, rows: dict) -> tuple[float, int]:
     """The row's training steps for the budget, and the images/s they assume.
 
-    The baseline's come from a probe. A change that leaves the cost of a step alone (loss weighting, learning
-    rate, schedule, EMA) gets the baseline's steps, so no probe's noise separates the two. A change of cost
-    (batch, network) is probed back to back with the baseline, and its steps scale with the ratio.
+    The baseline's come from a probe. A row that reuses another's training, or differs from its parent in
+    nothing that changes a step's cost (loss weighting, learning rate, schedule, EMA), gets that row's steps,
+    so no probe's noise separates the two. A change of cost (batch, network) is probed back to back with the
+    parent, and its steps scale with the speed ratio.
     """
-    reuse, probe_steps = VARIANTS[name][2], 3 if args.smoke else 30
-    if name == "baseline":
-        rate = measured_rate(config, build, probe_steps)
+    row, probe_steps = VARIANTS[name], 3 if args.smoke else 30
+    if row.parent is None:
+        rate = measured_rate(config, _build(config, args.seed), probe_steps)
         return rate, max(1, int(args.minutes * 60 * rate / config.batch_size))
-    if "baseline" not in rows:
-        raise SystemExit(f"row {name!r} is measured against the baseline: measure 'baseline' first")
-    ref = rows[reuse or "baseline"]
-    if reuse is not None or not COST_KEYS & VARIANTS[name][0].keys():
+    ref_name = row.reuses or row.parent
+    if ref_name not in rows:
+        raise SystemExit(f"row {name!r} is measured against {ref_name!r}: measure {ref_name!r} first")
+    ref, parent = rows[ref_name], _config(ref_name, args, base)
+    if row.reuses is not None or all(getattr(config, k) == getattr(parent, k) for k in COST_KEYS):
         return ref["probe_images_per_sec"], ref["steps"]
-    ours = measured_rate(config, build, probe_steps)
-    again = TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / "baseline")})
-    theirs = measured_rate(again, lambda: (dnnl.set_seed(args.seed), base.build_model())[1], probe_steps)
-    steps = max(1, round(ref["steps"] * base.batch_size / config.batch_size * ours / theirs))
+    ours = measured_rate(config, _build(config, args.seed), probe_steps)
+    theirs = measured_rate(parent, _build(parent, args.seed), probe_steps)
+    steps = max(1, round(ref["steps"] * parent.batch_size / config.batch_size * ours / theirs))
     return ref["probe_images_per_sec"] * ours / theirs, steps
 
 
 def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     """Train (or reuse) the row's network for the budget, then sample and score it."""
-    changes, method, reuse, weights = VARIANTS[name]
-    config = TrainConfig(**{**base.to_dict(), **changes, "out_dir": str(Path(args.out) / (reuse or name))})
-    build = lambda: (dnnl.set_seed(args.seed), config.build_model())[1]  # noqa: E731
+    row = VARIANTS[name]
+    changes, method, reuse, weights = row.changes, row.sampler, row.reuses, row.weights
+    config = _config(name, args, base)
     load = os.getloadavg()[0]
-    rate, steps = _budget_steps(name, args, base, config, build, rows)
+    rate, steps = _budget_steps(name, args, base, config, rows)
     config = TrainConfig(**{**config.to_dict(), "steps": steps, "decay_steps": steps})
+    build = _build(config, args.seed)
     print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
     model, record = train_one(name, config, build)
     if weights == "raw":  # the network the optimizer trained, without the EMA
@@ -93,6 +125,7 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
                               reference=args.reference, floor_fd=args.calib["fd"], progress=False)
     record.update(changes=changes, sampler=f"{method}, {args.steps} strided steps", weights=weights,
                   probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=reuse,
+                  parent=row.parent, ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),
                   **provenance())
     print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
           f"{100 * record['confidence']:.1f} % confident", flush=True)

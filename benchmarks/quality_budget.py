@@ -17,6 +17,8 @@ calibration at the same n. Runs resume from ``runs/budget/<name>/`` if interrupt
 Both train and sample on ``dnnl.get_device()``. Writes benchmarks/results/quality_budget.json and a sample
 grid per model (``quality_budget_cuda.json`` and ``quality_budget_cuda_<name>.png`` on a GPU, where the
 training loop uses bf16 autocast; give ``--minutes`` there, since the quick preset takes seconds).
+``--save-as NAME`` writes NAME.json instead, so a recipe that the preset has not adopted (``--set``) is
+measured beside the preset's own result rather than over it.
 """
 from __future__ import annotations
 
@@ -85,10 +87,14 @@ def _parser() -> argparse.ArgumentParser:
                         help="change the recipe of both models, for example min_snr_gamma=5 batch_size=64")
     parser.add_argument("--tutorial", action="store_true",
                         help="also train UNet2DModel with diffusers' tutorial recipe for the same time")
+    parser.add_argument("--save-as", default="quality_budget", metavar="NAME",
+                        help="results name: benchmarks/results/NAME.json and its sample grids (for example "
+                             "quality_budget_candidate for a recipe the preset has not adopted)")
     parser.add_argument("--n", type=int, default=1000, help="samples per model")
     parser.add_argument("--steps", type=int, default=100, help="strided sampling steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(REPO / "runs" / "budget"))
+    parser.add_argument("--out", default=None,
+                        help="run folders (default: runs/budget, or runs/budget/NAME with --save-as NAME)")
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
     return parser
@@ -129,7 +135,8 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
                                                           seed=args.seed, probe_steps=probe_steps)
         models["diffusers_tutorial"] = DiffusersEps(unet)
         print(f"diffusers_tutorial: {runs['diffusers_tutorial']}", flush=True)
-    runs["dnnl"]["model"] = f"dnnl UNet, quick preset, channels {tuple(ours_probe.channels)}"
+    changed = "".join(f", {k} {v}" for k, v in args.changes)
+    runs["dnnl"]["model"] = f"dnnl UNet, quick preset{changed}, channels {tuple(ours_probe.channels)}"
     runs["dnnl"]["parameters"] = n_params(ours_probe)
     for name in runs.keys() - {"dnnl"}:
         how = "diffusers' tutorial recipe" if name == "diffusers_tutorial" else "attention in the mid block"
@@ -163,12 +170,17 @@ def _score(args, runs: dict, models: dict, schedule, tag: str) -> dict:
                                        floor_fd=calib["fd"])
         runs[name].update(scores)
         if not args.smoke:
-            save_grid(images[:64], RESULTS / f"quality_budget{tag}_{name}.png", nrow=8)
+            save_grid(images[:64], RESULTS / f"{args.save_as}{tag}_{name}.png", nrow=8)
     return calib
 
 
 def main(argv=None) -> dict:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.save_as.replace("_", "").replace("-", "").isalnum():
+        parser.error(f"--save-as takes a plain file name of letters, digits, '_' and '-' (got {args.save_as!r})")
+    default_out = REPO / "runs" / "budget"
+    args.out = args.out or str(default_out if args.save_as == "quality_budget" else default_out / args.save_as)
     print(machine(), flush=True)
     torch.manual_seed(args.seed)
     device = dnnl.get_device()
@@ -203,11 +215,12 @@ def main(argv=None) -> dict:
         "torch_threads": torch.get_num_threads(),
         "command": "python benchmarks/quality_budget.py" + ("" if args.minutes is None else f" --minutes {args.minutes:g}")
                    + ("" if not changes else " --set " + " ".join(f"{k}={json.dumps(v)}" for k, v in changes.items()))
-                   + (" --tutorial" if args.tutorial else ""),
+                   + (" --tutorial" if args.tutorial else "")
+                   + ("" if args.save_as == "quality_budget" else f" --save-as {args.save_as}"),
     }
     if args.tutorial:
         result["fd_ratio_dnnl_over_diffusers_tutorial"] = round(ours["fd"] / runs["diffusers_tutorial"]["fd"], 3)
-    return save_result(f"quality_budget{tag}.json", result, write=not args.smoke)
+    return save_result(f"{args.save_as}{tag}.json", result, write=not args.smoke)
 
 
 if __name__ == "__main__":

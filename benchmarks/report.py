@@ -29,6 +29,21 @@ def _load(name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _compile_payback(rows: list[dict]) -> list[str]:
+    """How long a run must train before torch.compile's first-step compilation is paid back by its speed-up."""
+    if len(rows) < 2 or "first_step_s (compilation)" not in rows[-1]:
+        return []
+    gain, cost = rows[-1]["images_per_s"] / rows[-2]["images_per_s"], rows[-1]["first_step_s (compilation)"]
+    if gain <= 1:
+        return ["", f"torch.compile ran at {gain:.2f}× the row above it, so its {cost:.0f} s of compilation never "
+                    f"pays back here."]
+    minutes = cost / (1 - 1 / gain) / 60
+    verdict = ("longer than the quick preset's 15-minute budget, so the preset does not compile on a CPU"
+               if minutes > 15 else "within the quick preset's 15-minute budget")
+    return ["", f"torch.compile ran at {gain:.2f}× the row above it: its {cost:.0f} s of compilation pays back "
+                f"after {minutes:.0f} min of training, {verdict}."]
+
+
 def section_throughput(r: dict | None) -> list[str]:
     out = ["### Training throughput (CPU)", ""]
     if r is None:
@@ -56,6 +71,7 @@ def section_throughput(r: dict | None) -> list[str]:
         extra = (f" (first step, compiling: {row['first_step_s (compilation)']:.0f} s)"
                  if "first_step_s (compilation)" in row else "")
         out.append(f"| {row['change']}{extra} | {row['images_per_s']:.1f} | {row['speed-up_vs_first_row']:.2f}× |")
+    out += _compile_payback(r["ablation_quick"])
     out += ["", f"diffusers `UNet2DModel` given channels_last as well: {r['diffusers_with_channels_last']:.1f} "
             f"images/s. {r['machine']}; diffusers {r['diffusers_version']}; {r['date']}. "
             f"Rerun: `{r['command']}`.", ""]
@@ -316,7 +332,7 @@ def render() -> str:
              "every number comes from the script named beside it, with the machine it ran on.", ""]
     lines += section_quality(_load("pretrained_quality.json"),
                              json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
-                             _load("quality_budget.json"))
+                             _load("quality_budget.json"), _load("quality_budget_candidate.json"))
     lines += section_recipe(_load("cpu_ablation.json"))
     lines += section_guidance(_record("ddpm_mnist_cond"), _load("conditional_targets.json"),
                               _load("conditional_sweep.json"))

@@ -66,10 +66,12 @@ def test_throughput_smoke(run):
 
 def test_quality_budget_smoke(run):
     pytest.importorskip("diffusers")
-    r = run("quality_budget.py", "--smoke", "--out", "runs", "--set", "min_snr_gamma=5", "lr=0.003", "--tutorial")
+    r = run("quality_budget.py", "--smoke", "--out", "runs", "--set", "min_snr_gamma=5", "lr=0.003", "--tutorial",
+            "--save-as", "quality_budget_candidate")
     assert set(r["runs"]) == {"dnnl", "diffusers", "diffusers_tutorial"}
     assert r["recipe_changes"] == {"min_snr_gamma": 5, "lr": 0.003} and r["recipe"]["min_snr_gamma"] == 5.0
-    assert r["command"].endswith("--set min_snr_gamma=5 lr=0.003 --tutorial")
+    assert r["command"].endswith("--set min_snr_gamma=5 lr=0.003 --tutorial --save-as quality_budget_candidate")
+    assert r["runs"]["dnnl"]["model"].startswith("dnnl UNet, quick preset, min_snr_gamma 5, lr 0.003, channels")
     assert r["runs"]["diffusers_tutorial"]["batch_size"] == 16 and "no EMA" in r["runs"]["diffusers_tutorial"]["recipe"]
     assert math.isclose(r["fd_ratio_dnnl_over_diffusers_tutorial"],
                         r["runs"]["dnnl"]["fd"] / r["runs"]["diffusers_tutorial"]["fd"], rel_tol=1e-2)
@@ -84,17 +86,26 @@ def test_quality_budget_refuses_an_unknown_recipe_field(run, tmp_path):
     proc = subprocess.run([sys.executable, str(BENCH / "quality_budget.py"), "--smoke", "--set", "lrr=1"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 2 and "KEY a TrainConfig field (got 'lrr=1')" in proc.stderr
+    proc = subprocess.run([sys.executable, str(BENCH / "quality_budget.py"), "--smoke", "--save-as", "../elsewhere"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and "--save-as takes a plain file name" in proc.stderr
 
 
 def test_cpu_ablation_smoke(run):
-    r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--only", "baseline", "no_ema", "ddim_scoring", "min_snr_5")
-    assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5"]
+    r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--only", "baseline", "no_ema", "ddim_scoring", "min_snr_5",
+            "batch_64", "preset", "preset_cosine")
+    assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5", "batch_64", "preset", "preset_cosine"]
     rows = r["rows"]
     # the scoring rows reuse the baseline's training: the same steps, only the sampler or the weights differ
     assert rows["no_ema"]["steps"] == rows["ddim_scoring"]["steps"] == rows["baseline"]["steps"] >= 1
     assert rows["no_ema"]["weights"] == "raw" and rows["ddim_scoring"]["sampler"].startswith("ddim")
     assert rows["no_ema"]["fd"] != rows["baseline"]["fd"]
     assert rows["min_snr_5"]["changes"] == {"min_snr_gamma": 5.0}
+    # the second block: `preset` (batch 64 + min-SNR-5) costs what batch_64 costs, so it trains batch_64's steps;
+    # a cost-free change to it (the schedule) trains the preset's steps
+    assert rows["preset"]["parent"] == "batch_64" and rows["preset_cosine"]["parent"] == "preset"
+    assert rows["preset"]["steps"] == rows["batch_64"]["steps"] == rows["preset_cosine"]["steps"]
+    assert rows["preset_cosine"]["changes"] == {"batch_size": 64, "min_snr_gamma": 5.0, "schedule": "cosine"}
     for name, one in rows.items():
         assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
 
@@ -106,6 +117,22 @@ def test_cpu_ablation_scoring_row_needs_its_training_row(mnist_root, tmp_path):
     assert proc.returncode != 0 and "measure 'baseline' first" in proc.stderr
 
 
+def test_report_compile_payback():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(BENCH))
+    rows = [{"images_per_s": 200.0}, {"images_per_s": 210.0, "first_step_s (compilation)": 100.0}]
+    # 210/200 = 1.05: 100 s / (1 - 1/1.05) = 2100 s = 35 min
+    assert "pays back after 35 min of training, longer than" in "".join(report._compile_payback(rows))
+    rows[1]["images_per_s"] = 400.0  # 2x: 200 s = 3 min
+    assert "after 3 min of training, within" in "".join(report._compile_payback(rows))
+    rows[1]["images_per_s"] = 190.0
+    assert "never pays back" in "".join(report._compile_payback(rows))
+    assert report._compile_payback(rows[:1]) == []
+
+
 def test_report_recipe_section():
     sys.path.insert(0, str(BENCH))
     try:
@@ -113,16 +140,25 @@ def test_report_recipe_section():
     finally:
         sys.path.remove(str(BENCH))
     assert "Not measured yet" in "\n".join(_report_quality.section_recipe(None))
+    preset = {"min_snr_gamma": 5.0, "batch_size": 64}
     row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=544, batch_size=128, fd=100.0,
                wall_time_s=297.0,
                fd_over_real_vs_real=12.6, confidence=0.5, date="2026-12-01 19:31 UTC")
     r = {"preset": {"channels": [16, 32, 64], "batch_size": 128, "min_snr_gamma": None, "lr": 0.002,
                     "ema_decay": 0.999, "schedule": "linear"}, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92}, "machine": "m",
          "command": "c", "rows": {"baseline": row, "min_snr_5": dict(row, changes={"min_snr_gamma": 5.0}, fd=80.0),
-                                  "no_ema": dict(row, weights="raw", fd=150.0)}}
+                                  "no_ema": dict(row, weights="raw", fd=150.0),
+                                  "preset": dict(row, changes=preset, parent="min_snr_5", fd=60.0),
+                                  "preset_wide": dict(row, changes={**preset, "channels": [24, 48, 96]},
+                                                      parent="preset", fd=45.0)}}
     text = "\n".join(_report_quality.section_recipe(r))
-    assert "| `min_snr_5` | min_snr_gamma = 5.0 | 544 × 128 | 5.0 min | 80.00 | 12.60 | 50.0 % | 0.80× |" in text
-    assert "raw weights (no EMA)" in text and "1.50×" in text and "**5 minutes**" in text
+    assert "| `baseline` | none | 544 × 128 | 5.0 min | 100.00 | 12.60 | 50.0 % | reference |" in text
+    assert ("| `min_snr_5` | min_snr_gamma = 5.0 | 544 × 128 | 5.0 min | 80.00 | 12.60 | 50.0 % | 0.80× `baseline` |"
+            in text)
+    # a second-block row names only what it changes in its parent, and is compared with that parent
+    assert "| `preset` | batch_size = 64 | 544 × 128 | 5.0 min | 60.00 | 12.60 | 50.0 % | 0.75× `min_snr_5` |" in text
+    assert "| `preset_wide` | channels = (24, 48, 96) |" in text and "| 0.75× `preset` |" in text
+    assert "raw weights (no EMA)" in text and "1.50× `baseline`" in text and "**5 minutes**" in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():
@@ -146,6 +182,13 @@ def test_report_quality_section_marks_the_cpu_goals():
     assert "ratio **0.25**" in text and "AdamW lr 0.0001, no EMA; 9,000 steps" in text
     slow = dict(budget, runs=dict(budget["runs"], dnnl=dict(one, wall_time_s=901.0)))
     assert "≥ 85.0 %: **not met**" in "\n".join(_report_quality.section_quality(None, None, slow))
+    # a candidate recipe (quality_budget.py --save-as quality_budget_candidate) is shown beside, not over, the preset
+    candidate = dict(budget, recipe_changes={"schedule": "cosine"}, runs={"dnnl": dict(one, fd=12.0),
+                                                                          "diffusers": budget["runs"]["diffusers"]})
+    text = "\n".join(_report_quality.section_quality(None, None, budget, candidate))
+    assert "| dnnl UNet | 3,200 steps of batch 64, 14.5 min | 14.00 |" in text
+    assert "| dnnl UNet (*candidate*) | 3,200 steps of batch 64, 14.5 min | 12.00 |" in text
+    assert "**Candidate recipe** (the rows marked *candidate*: the quick preset with schedule = cosine" in text
 
 
 def test_sampling_speed_smoke(run):
