@@ -86,7 +86,16 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
     return out + rows + [""] + [n for note in notes for n in (note, "")]
 
 
-_UNSET = object()
+def _parent(name: str, r: dict, rows: dict) -> tuple[str | None, dict | None]:
+    """The row a row is compared with, by name and record (rows saved before "parent" existed: the baseline)."""
+    pname = None if name == "baseline" else r.get("parent", "baseline")
+    return pname, rows.get(pname) if pname else None
+
+
+def _diff(r: dict, parent: dict | None) -> dict:
+    """The settings a row changes in its parent."""
+    was = parent["changes"] if parent else {}
+    return {k: v for k, v in r["changes"].items() if k not in was or was[k] != v}
 
 
 def _change(r: dict, parent: dict | None) -> str:
@@ -95,14 +104,11 @@ def _change(r: dict, parent: dict | None) -> str:
         return f"scored with {r['sampler']}"
     if r["weights"] == "raw":
         return "scored with the raw weights (no EMA)"
-    was = parent["changes"] if parent else {}
-    diff = {k: v for k, v in r["changes"].items() if was.get(k, _UNSET) != v}
-    return ", ".join(f"{k} = {tuple(v) if isinstance(v, list) else v}" for k, v in diff.items()) or "none"
+    return ", ".join(f"{k} = {tuple(v) if isinstance(v, list) else v}" for k, v in _diff(r, parent).items()) or "none"
 
 
 def _recipe_row(name: str, r: dict, rows: dict) -> str:
-    pname = None if name == "baseline" else r.get("parent", "baseline")  # rows saved before "parent": baseline
-    parent = rows.get(pname) if pname else None
+    pname, parent = _parent(name, r, rows)
     vs = f"{r['fd'] / parent['fd']:.2f}× `{pname}`" if parent else ("reference" if pname is None else "n/a")
     return (f"| `{name}` | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
             f"{r['wall_time_s'] / 60:.1f} min | {r['fd']:.2f} | {r['fd_over_real_vs_real']:.2f} | "
@@ -113,8 +119,8 @@ def _ema_notes(rows: dict) -> list[str]:
     """Say so when an EMA row scores the same EMA as its parent: the warm-up kept both below their decays."""
     notes = []
     for name, r in rows.items():
-        parent = rows.get(r.get("parent") or "")
-        if (parent and "ema_decay" in _change(r, parent) and r.get("ema_decay_at_end") is not None
+        parent = _parent(name, r, rows)[1]
+        if (parent and "ema_decay" in _diff(r, parent) and r.get("ema_decay_at_end") is not None
                 and r["ema_decay_at_end"] == parent.get("ema_decay_at_end")):
             notes.append(f"`{name}`: over {r['steps']:,} steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)), "
                          f"stays below both decays (it ends at {r['ema_decay_at_end']:g}), so the two runs keep "

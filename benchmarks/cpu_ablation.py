@@ -38,6 +38,7 @@ from dnnl import metrics  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
 from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, ema_decay_at, load_checkpoint  # noqa: E402
 
+
 class Row(NamedTuple):
     """One row: its changes to ``BASELINE``, the sampler that scores it, the row whose training it reuses, the
     weights that are scored (the EMA's or the raw ones), and the row it is compared with (one change apart)."""
@@ -109,7 +110,6 @@ def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, rows:
 def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     """Train (or reuse) the row's network for the budget, then sample and score it."""
     row = VARIANTS[name]
-    changes, method, reuse, weights = row.changes, row.sampler, row.reuses, row.weights
     config = _config(name, args, base)
     load = os.getloadavg()[0]
     rate, steps = _budget_steps(name, args, base, config, rows)
@@ -117,14 +117,14 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     build = _build(config, args.seed)
     print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
     model, record = train_one(name, config, build)
-    if weights == "raw":  # the network the optimizer trained, without the EMA
+    if row.weights == "raw":  # the network the optimizer trained, without the EMA
         model = build()
         model.load_state_dict(load_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)["model"])
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
-    _, scores = score_samples(model, config.build_schedule(), noise, steps=args.steps, seed=args.seed, method=method,
-                              reference=args.reference, floor_fd=args.calib["fd"], progress=False)
-    record.update(changes=changes, sampler=f"{method}, {args.steps} strided steps", weights=weights,
-                  probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=reuse,
+    _, scores = score_samples(model, config.build_schedule(), noise, steps=args.steps, seed=args.seed,
+                              method=row.sampler, reference=args.reference, floor_fd=args.calib["fd"], progress=False)
+    record.update(changes=row.changes, sampler=f"{row.sampler}, {args.steps} strided steps", weights=row.weights,
+                  probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=row.reuses,
                   parent=row.parent, ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),
                   **provenance())
     print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
