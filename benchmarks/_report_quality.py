@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from _fmt import _mark, _missing, _pct, _provenance
+from dnnl.models.ddpm import TrainConfig
 
 
 def _shipped(shipped: dict, record: dict) -> tuple[str, str]:
@@ -22,7 +23,7 @@ def _shipped(shipped: dict, record: dict) -> tuple[str, str]:
 def _budget_note(budget: dict) -> str:
     runs, ours, goal = budget["runs"], budget["runs"]["dnnl"], budget["targets_dnnl"]
     recipe = ", ".join(f"{k} {v}" for k, v in budget["recipe"].items()
-                       if k in ("batch_size", "lr", "warmup", "ema_decay", "grad_clip", "min_snr_gamma"))
+                       if k in ("schedule", "batch_size", "lr", "warmup", "ema_decay", "grad_clip", "min_snr_gamma"))
     theirs = runs["diffusers"]
     met_time = ours["wall_time_s"] <= 60 * goal["minutes"]
     met_fd = ours["fd_over_real_vs_real"] <= goal["fd_over_real_vs_real"]
@@ -57,10 +58,17 @@ def _budget_rows(budget: dict, label: str = "") -> list[str]:
             for run in budget["runs"].values()]
 
 
-def _candidate_note(candidate: dict) -> str:
-    changes = ", ".join(f"{k} = {v}" for k, v in candidate["recipe_changes"].items())
-    return (f"**Candidate recipe** (the rows marked *candidate*: the quick preset with {changes}, which the "
-            f"5-minute ablation below favoured; not adopted by the preset yet). " + _budget_note(candidate))
+def _candidate_note(candidate: dict, budget: dict | None) -> str:
+    """The candidate's changes to the preset: those the preset has adopted since, and those it has not."""
+    preset = budget["recipe"] if budget else {}
+    changes = candidate["recipe_changes"]
+    words = lambda keys: ", ".join(f"{k} = {changes[k]}" for k in keys)  # noqa: E731
+    adopted = [k for k in changes if k in preset and preset[k] == changes[k]]
+    rest = [k for k in changes if k not in adopted]
+    since = (f"; measured before the preset adopted {words(adopted)}, which it set as well" if adopted else "")
+    return (f"**Candidate recipe** (the rows marked *candidate*: the quick preset with {words(rest) or 'nothing'}, "
+            f"which the 5-minute ablation below favoured, not adopted by the preset{since}). "
+            + _budget_note(candidate))
 
 
 def section_quality(shipped: dict | None, record: dict | None, budget: dict | None,
@@ -82,7 +90,7 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
         notes += _missing("quality_budget.py")
     if candidate is not None:
         rows += _budget_rows(candidate, " (*candidate*)")
-        notes.append(_candidate_note(candidate))
+        notes.append(_candidate_note(candidate, budget))
     return out + rows + [""] + [n for note in notes for n in (note, "")]
 
 
@@ -107,10 +115,21 @@ def _change(r: dict, parent: dict | None) -> str:
     return ", ".join(f"{k} = {tuple(v) if isinstance(v, list) else v}" for k, v in _diff(r, parent).items()) or "none"
 
 
-def _recipe_row(name: str, r: dict, rows: dict) -> str:
+def _ships(ablation: dict) -> str | None:
+    """The row that trained the quick preset as it ships now (every recorded setting equal), if any."""
+    quick = TrainConfig.quick().to_dict()
+    for name, r in ablation["rows"].items():
+        config = {**ablation["preset"], **r["changes"]}
+        if r.get("reuses") is None and r["sampler"].startswith("ddpm") and r["weights"] == "ema" and all(
+                quick[k] == (list(v) if isinstance(v, tuple) else v) for k, v in config.items()):
+            return name
+    return None
+
+
+def _recipe_row(name: str, r: dict, rows: dict, ships: str | None = None) -> str:
     pname, parent = _parent(name, r, rows)
     vs = f"{r['fd'] / parent['fd']:.2f}× `{pname}`" if parent else ("reference" if pname is None else "n/a")
-    return (f"| `{name}` | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
+    return (f"| `{name}`{' (**ships**)' if name == ships else ''} | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
             f"{r['wall_time_s'] / 60:.1f} min | {r['fd']:.2f} | {r['fd_over_real_vs_real']:.2f} | "
             f"{_pct(r['confidence'])} | {vs} |")
 
@@ -133,14 +152,18 @@ def section_recipe(ablation: dict | None) -> list[str]:
     out = ["### What each training lever buys (CPU)", ""]
     if ablation is None:
         return out + _missing("cpu_ablation.py")
-    rows, p = ablation["rows"], ablation["preset"]
+    rows, p, ships = ablation["rows"], ablation["preset"], _ships(ablation)
     loss = "L_simple" if p["min_snr_gamma"] is None else f"min-SNR-{p['min_snr_gamma']:g}"
+    shipped = (f" The quick preset ships as `{ships}` (marked **ships**), one change from `preset` that it has "
+               f"adopted since." if ships not in (None, "preset", "baseline") else
+               f" The quick preset ships as `{ships}`." if ships else
+               " No row trains the quick preset as it ships now.")
     out += [f"Each row trains for about **{ablation['minutes']:g} minutes** on this machine and changes one "
             f"thing in the row it is compared with. The first block starts from the `baseline`, the quick "
             f"preset as it was (channels {tuple(p['channels'])}, batch {p['batch_size']}, {loss}, lr "
             f"{p['lr']:g}, EMA {p['ema_decay']:g}, {p['schedule']} schedule); the second from `preset`, the "
-            f"quick preset as it ships, which took the two levers of the first block that paid (batch 64 and "
-            f"min-SNR-5). Steps are fixed before training: the baseline's from a short speed probe; a change "
+            f"quick preset after the first block, which took the two levers that paid there (batch 64 and "
+            f"min-SNR-5).{shipped} Steps are fixed before training: the baseline's from a short speed probe; a change "
             f"that leaves a step's cost alone trains the same steps as the row it is compared with; a change "
             f"of batch or network is probed back to back with that row and its steps scaled by the speed "
             f"ratio (the training column shows the real time). Then each draws "
@@ -148,7 +171,7 @@ def section_recipe(ablation: dict | None) -> list[str]:
             f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", "",
             "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",
             "|---|---|---:|---:|---:|---:|---:|---:|"]
-    out += [_recipe_row(name, r, rows) for name, r in rows.items()]
+    out += [_recipe_row(name, r, rows, ships) for name, r in rows.items()]
     out += _ema_notes(rows)
     dates = sorted(r["date"] for r in rows.values())
     out += ["", f"{ablation['machine']}; rows measured one after another with no other heavy job running, "

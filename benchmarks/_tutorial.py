@@ -15,7 +15,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-BATCH, LR, WARMUP, CLIP = 16, 1e-4, 500, 1.0
+BATCH, LR, WARMUP, CLIP, T = 16, 1e-4, 500, 1.0, 1000
+
+
+def _scheduler():
+    from diffusers import DDPMScheduler
+
+    return DDPMScheduler(num_train_timesteps=T)
+
+
+def tutorial_schedule():
+    """The β schedule the tutorial trains on (DDPMScheduler's default, 1000 linear steps), to sample it with.
+
+    The package's float64 ``NoiseSchedule.linear``, checked against the scheduler's own float32 betas.
+    """
+    from dnnl.models.ddpm import NoiseSchedule
+
+    schedule, betas = NoiseSchedule.linear(T=T), _scheduler().betas
+    if not torch.allclose(schedule.betas.float(), betas, rtol=1e-5, atol=1e-8):
+        raise RuntimeError("DDPMScheduler's default betas are no longer NoiseSchedule.linear(T=1000)'s")
+    return schedule
 
 
 def _step(unet: nn.Module, scheduler, optimizer, lr_schedule, x0: torch.Tensor, gen: torch.Generator) -> float:
@@ -37,10 +56,9 @@ def _run(unet: nn.Module, images: torch.Tensor, steps: int, total: int, seed: in
 
     The clock starts after the first ``skip`` steps (a probe's warm-up).
     """
-    from diffusers import DDPMScheduler
     from diffusers.optimization import get_cosine_schedule_with_warmup
 
-    scheduler = DDPMScheduler(num_train_timesteps=1000)
+    scheduler = _scheduler()
     optimizer = torch.optim.AdamW(unet.parameters(), lr=LR)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=WARMUP, num_training_steps=total)
     order, gen = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)

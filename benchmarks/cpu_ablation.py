@@ -12,8 +12,10 @@ back with the parent's. Each row then draws ``--n`` samples from the same starti
 ``--steps``-step sampler, scored with the shipped metric (``dnnl.metrics``) against the real-vs-real floor
 at the same n. Each row differs from its parent in one thing only (``VARIANTS``). The first block starts
 from ``baseline``, the quick preset before it adopted batch 64 and min-SNR-5; the second from ``preset``,
-the quick preset as it ships. ``ddim_scoring`` scores the baseline's network with another sampler, and
-``no_ema`` scores its raw weights instead of their EMA. Runs resume from ``runs/ablation/<minutes>m/<row>/``.
+the quick preset with those two, before it adopted the cosine schedule of ``preset_cosine``, the row it
+ships as. ``ddim_scoring`` scores the baseline's network with another sampler, and
+``no_ema`` scores its raw weights instead of their EMA. A seed row trains from other initial weights and
+batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from ``runs/ablation/<minutes>m/<row>/``.
 Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
 after each row, so rows can be measured one at a time.
 """
@@ -58,7 +60,8 @@ VARIANTS: dict[str, Row] = {
     "min_snr_5": Row({"min_snr_gamma": 5.0}),
     "batch_64": Row({"batch_size": 64}),
     "lr_4e-3": Row({"lr": 4e-3}),
-    # second block: one change each to the quick preset as it ships (batch 64, min-SNR-5)
+    # second block: one change each to the quick preset after the first block (batch 64, min-SNR-5, linear);
+    # it then adopted preset_cosine, and ships as that row
     "preset": Row(_PRESET, parent="batch_64"),
     "preset_batch_32": Row({**_PRESET, "batch_size": 32}, parent="preset"),
     "preset_lr_4e-3": Row({**_PRESET, "lr": 4e-3}, parent="preset"),
@@ -67,10 +70,14 @@ VARIANTS: dict[str, Row] = {
     "preset_no_attention": Row({**_PRESET, "attention": False}, parent="preset"),
     "preset_cosine": Row({**_PRESET, "schedule": "cosine"}, parent="preset"),
     "preset_ema_0.995": Row({**_PRESET, "ema_decay": 0.995}, parent="preset"),
+    # the preset as it ships: how much of preset_cosine's gain a second seed keeps, and a shorter T
+    "preset_seed_1": Row({**_PRESET, "seed": 1}, parent="preset"),
+    "preset_cosine_seed_1": Row({**_PRESET, "schedule": "cosine", "seed": 1}, parent="preset_seed_1"),
+    "preset_cosine_T_500": Row({**_PRESET, "schedule": "cosine", "T": 500}, parent="preset_cosine"),
 }
 OUT_NAME = "cpu_ablation.json"
-# the quick preset before the levers it adopted from the first block (batch 64, min-SNR-5): the rows' common start
-BASELINE = {"batch_size": 128, "min_snr_gamma": None}
+# the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule): the rows' common start
+BASELINE = {"batch_size": 128, "min_snr_gamma": None, "schedule": "linear"}
 COST_KEYS = ("batch_size", "channels", "num_res_blocks", "attention")  # changes that change a step's cost
 
 
@@ -114,7 +121,7 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     load = os.getloadavg()[0]
     rate, steps = _budget_steps(name, args, base, config, rows)
     config = TrainConfig(**{**config.to_dict(), "steps": steps, "decay_steps": steps})
-    build = _build(config, args.seed)
+    build = _build(config, config.seed)  # a seed row draws other initial weights and batches, the same test noise
     print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
     model, record = train_one(name, config, build)
     if row.weights == "raw":  # the network the optimizer trained, without the EMA

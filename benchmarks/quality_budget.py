@@ -13,7 +13,8 @@ the network differs: ours, or a ``UNet2DModel`` with a parameter count matched t
 time ours took; with ``--minutes M`` each runs as many steps as fit in M minutes by its own measured speed
 (the learning rate decays over those steps). Each then draws ``--n`` samples with the same
 ``--steps``-step strided DDPM chain and the same noise, scored by ``dnnl.metrics`` with the real-vs-real
-calibration at the same n. Runs resume from ``runs/budget/<name>/`` if interrupted.
+calibration at the same n. Runs resume from ``runs/budget/<name>/`` if interrupted, with the steps that their
+first probe fixed (kept in ``probe.json``).
 Both train and sample on ``dnnl.get_device()``. Writes benchmarks/results/quality_budget.json and a sample
 grid per model (``quality_budget_cuda.json`` and ``quality_budget_cuda_<name>.png`` on a GPU, where the
 training loop uses bf16 autocast; give ``--minutes`` there, since the quick preset takes seconds).
@@ -34,9 +35,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import RESULTS, device_tag, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import RESULTS, device_tag, machine, provenance, save_result, write_json  # noqa: E402  (benchmarks/_machine.py)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
-from _tutorial import train_tutorial  # noqa: E402
+from _tutorial import train_tutorial, tutorial_schedule  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
 from dnnl.data import mnist_tensors  # noqa: E402
@@ -54,6 +55,17 @@ def measured_rate(config: TrainConfig, build, steps: int, warmup: int = 5) -> fl
     train(TrainConfig(**dict(probe, steps=warmup, checkpoint_every=warmup)), progress=False, model=build())
     stretch = TrainConfig(**dict(probe, steps=warmup + steps, checkpoint_every=warmup + steps))
     return train(stretch, resume=True, progress=False, model=build()).images_per_sec
+
+
+def kept_rate(config: TrainConfig, build, steps: int) -> float:
+    """The run's probe images/s, measured once and kept in its folder (``probe.json``), so that a resumed run
+    keeps the steps it started with instead of a new probe's."""
+    path = Path(config.out_dir) / "probe.json"
+    if path.exists():
+        return json.loads(path.read_text())["images_per_sec"]
+    rate = measured_rate(config, build, steps)
+    write_json(path, {"images_per_sec": rate, "probe_steps": steps})
+    return rate
 
 
 def train_one(name: str, config: TrainConfig, build) -> tuple[torch.nn.Module, dict]:
@@ -115,8 +127,8 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
         if budget_s is None and name == "dnnl":
             config = TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / name)})
         else:
-            rate = measured_rate(TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / name)}),
-                                 builders[name], probe_steps)
+            rate = kept_rate(TrainConfig(**{**base.to_dict(), "out_dir": str(Path(args.out) / name)}),
+                             builders[name], probe_steps)
             seconds = budget_s if budget_s is not None else runs["dnnl"]["wall_time_s"]
             steps = max(1, int(seconds * rate / base.batch_size))
             config = TrainConfig(**{**base.to_dict(), "steps": steps, "decay_steps": steps,
@@ -160,15 +172,19 @@ def score_samples(model, schedule, noise: torch.Tensor, *, steps: int, seed: int
                     "fd_over_real_vs_real": round(q["fd"] / floor_fd, 3)}
 
 
-def _score(args, runs: dict, models: dict, schedule, tag: str) -> dict:
-    """Every model sampled from the same starting noise and scored against the real-vs-real floor at that n."""
+def _score(args, runs: dict, models: dict, base: TrainConfig, tag: str) -> dict:
+    """Every model sampled from the same starting noise, each with the schedule it trained on, and scored against
+    the real-vs-real floor at that n."""
     reference = mnist_tensors("test", root=args.root)[0]
     calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     for name, model in models.items():
+        # our loop trains both networks on the recipe's schedule; diffusers' tutorial on DDPMScheduler's linear one
+        kind, schedule = (("linear", tutorial_schedule()) if name == "diffusers_tutorial" else
+                          (base.schedule, base.build_schedule()))
         images, scores = score_samples(model, schedule, noise, steps=args.steps, seed=args.seed, reference=reference,
                                        floor_fd=calib["fd"])
-        runs[name].update(scores)
+        runs[name].update(scores, schedule=kind)
         if not args.smoke:
             save_grid(images[:64], RESULTS / f"{args.save_as}{tag}_{name}.png", nrow=8)
     return calib
@@ -192,7 +208,7 @@ def main(argv=None) -> dict:
                                     "subset": 64, "warmup": 1, "log_every": 1, **changes})
         args.n, args.steps = min(args.n, 16), min(args.steps, 2)
     runs, models, widths = _train_all(args, base, device)
-    calib = _score(args, runs, models, base.build_schedule(), tag)
+    calib = _score(args, runs, models, base, tag)
     ours = runs["dnnl"]
     result = {
         "budget": ("the wall time of the dnnl quick preset" if args.minutes is None else f"{args.minutes:g} minutes each"),

@@ -40,9 +40,10 @@ INIT = WEIGHTS_DIR / "ddpm_mnist_quick.pt"
 # A fine-tune: half the quick preset's peak learning rate for the loaded weights, and ten times that for the new
 # label embedding (from zero at lr 5e-4 it grew to norms of 0.04 in 600 steps, against time embeddings of norm
 # 1.4-4.7, and the samples ignored the label); a short warm-up, the quick preset's EMA.
-# min_snr_gamma=None: the shipped stages were trained on L_simple itself, before the quick preset weighted its loss
+# min_snr_gamma=None and the linear schedule: the shipped stages were trained on L_simple and the schedule of the
+# unconditional checkpoint they start from, before the quick preset weighted its loss and adopted the cosine one
 RECIPE = dict(batch_size=128, lr=1e-3, label_lr_scale=10.0, warmup=100, ema_decay=0.999, num_classes=10,
-              p_uncond=0.1, seed=0, checkpoint_every=200, log_every=50, min_snr_gamma=None)
+              p_uncond=0.1, seed=0, checkpoint_every=200, log_every=50, min_snr_gamma=None, schedule="linear")
 
 
 def config_for(args) -> TrainConfig:
@@ -84,7 +85,7 @@ def _stages(run_dir: Path) -> list[dict]:
         stages.insert(0, _stage(init.parent))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "runs" / "cond"), help="training folder (checkpoint.pt)")
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
@@ -96,7 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--smoke", action="store_true", help="4 steps of batch 16 on 256 images (tests)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--note", help="a remark stored in the JSON record")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
     if args.smoke:
         args.steps, args.until = 4, args.until or 4
     print(machine(), flush=True)

@@ -72,7 +72,18 @@ def export(run_dir: Path, name: str, weights_dir: Path, note: str | None = None)
     return record
 
 
-def main(argv: list[str] | None = None) -> dict:
+def config_for(args) -> TrainConfig:
+    """The run's config: the quick preset with the shipped checkpoint's own loss and schedule."""
+    overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root,
+                                       batch_size=args.batch_size).items()
+                 if v is not None}
+    # the shipped checkpoint was trained on L_simple and the linear schedule, before the quick preset
+    # weighted its loss and adopted the cosine schedule
+    return TrainConfig.quick(out_dir=str(args.out), sample_every=args.sample_every, min_snr_gamma=None,
+                             schedule="linear", **overrides)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
     parser.add_argument("--name", default="ddpm_mnist_quick", help="name of the exported weights")
@@ -87,18 +98,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
-    args = parser.parse_args(argv)
-    print(machine(), flush=True)
+    return parser.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    print(machine(), flush=True)
     run_dir = Path(args.out)
     if not args.export_only:
-        overrides = {k: v for k, v in dict(steps=args.steps, seed=args.seed, data_root=args.data_root,
-                                           batch_size=args.batch_size).items()
-                     if v is not None}
-        # the shipped checkpoint was trained on L_simple itself, before the quick preset weighted its loss
-        config = TrainConfig.quick(out_dir=str(run_dir), sample_every=args.sample_every, min_snr_gamma=None,
-                                   **overrides)
-        train(config, resume=True, progress=not args.no_progress)
+        train(config_for(args), resume=True, progress=not args.no_progress)
     record = export(run_dir, args.name, Path(args.weights_dir), args.note)
     print(json.dumps(record, indent=2))
     return record

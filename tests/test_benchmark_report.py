@@ -1,0 +1,119 @@
+"""The README's benchmark sections: generated from benchmarks/results/, and saying what each result means.
+
+These read the results (or small made-up ones) and render the report; they measure nothing.
+"""
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def _bench(name: str):
+    """A module of benchmarks/ (they import each other by their plain names)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_report_compile_payback():
+    report = _bench("report")
+    rows = [{"images_per_s": 200.0}, {"images_per_s": 210.0, "first_step_s (compilation)": 100.0}]
+    # 210/200 = 1.05: 100 s / (1 - 1/1.05) = 2100 s = 35 min
+    assert "pays back after 35 min of training, longer than" in "".join(report._compile_payback(rows))
+    rows[1]["images_per_s"] = 400.0  # 2x: 200 s = 3 min
+    assert "after 3 min of training, within" in "".join(report._compile_payback(rows))
+    rows[1]["images_per_s"] = 190.0
+    assert "never pays back" in "".join(report._compile_payback(rows))
+    assert report._compile_payback(rows[:1]) == []
+
+
+def test_report_recipe_section():
+    _report_quality = _bench("_report_quality")
+    assert "Not measured yet" in "\n".join(_report_quality.section_recipe(None))
+    preset = {"min_snr_gamma": 5.0, "batch_size": 64}
+    row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=544, batch_size=128, fd=100.0,
+               wall_time_s=297.0,
+               fd_over_real_vs_real=12.6, confidence=0.5, date="2026-12-01 19:31 UTC")
+    r = {"preset": {"channels": [16, 32, 64], "batch_size": 128, "min_snr_gamma": None, "lr": 0.002,
+                    "ema_decay": 0.999, "schedule": "linear"}, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92}, "machine": "m",
+         "command": "c", "rows": {"baseline": row, "min_snr_5": dict(row, changes={"min_snr_gamma": 5.0}, fd=80.0),
+                                  "no_ema": dict(row, weights="raw", fd=150.0),
+                                  "preset": dict(row, changes=preset, parent="min_snr_5", fd=60.0),
+                                  "preset_wide": dict(row, changes={**preset, "channels": [24, 48, 96]},
+                                                      parent="preset", fd=45.0)}}
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "| `baseline` | none | 544 × 128 | 5.0 min | 100.00 | 12.60 | 50.0 % | reference |" in text
+    assert ("| `min_snr_5` | min_snr_gamma = 5.0 | 544 × 128 | 5.0 min | 80.00 | 12.60 | 50.0 % | 0.80× `baseline` |"
+            in text)
+    # a second-block row names only what it changes in its parent, and is compared with that parent
+    assert "| `preset` | batch_size = 64 | 544 × 128 | 5.0 min | 60.00 | 12.60 | 50.0 % | 0.75× `min_snr_5` |" in text
+    assert "| `preset_wide` | channels = (24, 48, 96) |" in text and "| 0.75× `preset` |" in text
+    assert "raw weights (no EMA)" in text and "1.50× `baseline`" in text and "**5 minutes**" in text
+    # no row trained the quick preset as it ships (it also took the cosine schedule): the report says so
+    assert "No row trains the quick preset as it ships now." in text and "(**ships**)" not in text
+    # the row that did is marked, and only that row
+    r["rows"]["preset_cosine"] = dict(row, changes={**preset, "schedule": "cosine"}, parent="preset", fd=45.0)
+    r["rows"]["preset_lr"] = dict(row, changes={**preset, "lr": 4e-3}, parent="preset", fd=70.0)
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "| `preset_cosine` (**ships**) | schedule = cosine |" in text and text.count("(**ships**)") == 1
+    assert "The quick preset ships as `preset_cosine`" in text
+
+
+def test_report_quality_section_marks_the_cpu_goals():
+    _report_quality = _bench("_report_quality")
+    one = dict(steps=3200, batch_size=64, wall_time_s=870.0, fd=14.0, confidence=0.86, fd_over_real_vs_real=1.77,
+               model="dnnl UNet")
+    budget = {"budget": "the wall time of the dnnl quick preset", "recipe": {"batch_size": 64, "min_snr_gamma": 5.0},
+              "sampler": "DDPM", "n_samples": 1000, "real_vs_real": {"fd": 7.92}, "target_fd_ratio": 0.6,
+              "targets_dnnl": {"minutes": 15, "fd_over_real_vs_real": 2.0, "confidence": 0.85},
+              "fd_ratio_dnnl_over_diffusers": 0.5, "fd_ratio_dnnl_over_diffusers_tutorial": 0.25,
+              "machine": "m", "date": "d", "command": "c",
+              "runs": {"dnnl": one, "diffusers": dict(one, fd=28.0, probe_images_per_sec=170.0, model="UNet2DModel"),
+                       "diffusers_tutorial": dict(one, fd=56.0, steps=9000, batch_size=16, model="tutorial",
+                                                  recipe="diffusers tutorial: AdamW lr 0.0001, no EMA")}}
+    text = "\n".join(_report_quality.section_quality(None, None, budget))
+    assert "goal within 15 min, ≤ 2× and ≥ 85.0 %: met" in text and "(target ≤ 0.6: met)" in text
+    assert "ratio **0.25**" in text and "AdamW lr 0.0001, no EMA; 9,000 steps" in text
+    slow = dict(budget, runs=dict(budget["runs"], dnnl=dict(one, wall_time_s=901.0)))
+    assert "≥ 85.0 %: **not met**" in "\n".join(_report_quality.section_quality(None, None, slow))
+    # a candidate recipe (quality_budget.py --save-as quality_budget_candidate) is shown beside, not over, the preset
+    candidate = dict(budget, recipe_changes={"schedule": "cosine"}, runs={"dnnl": dict(one, fd=12.0),
+                                                                          "diffusers": budget["runs"]["diffusers"]})
+    text = "\n".join(_report_quality.section_quality(None, None, budget, candidate))
+    assert "| dnnl UNet | 3,200 steps of batch 64, 14.5 min | 14.00 |" in text
+    assert "| dnnl UNet (*candidate*) | 3,200 steps of batch 64, 14.5 min | 12.00 |" in text
+    assert "**Candidate recipe** (the rows marked *candidate*: the quick preset with schedule = cosine" in text
+    # once the preset adopts one of a candidate's changes, the note names only the others as the candidate's
+    adopted = dict(budget, recipe=dict(budget["recipe"], schedule="cosine"))
+    both = dict(candidate, recipe_changes={"schedule": "cosine", "attention": False})
+    text = "\n".join(_report_quality.section_quality(None, None, adopted, both))
+    assert "the quick preset with attention = False, which the 5-minute ablation" in text
+    assert "measured before the preset adopted schedule = cosine, which it set as well" in text
+
+
+def test_readme_numbers_are_generated_from_the_results():
+    proc = subprocess.run([sys.executable, str(BENCH / "report.py"), "--check"], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_report_gpu_section():
+    report = _bench("report")
+    assert "Not measured yet" in "\n".join(report.section_gpu(None, None, None, None))
+    full = {"preset": {"channels": [64, 128, 256], "batch_size": 128}, "parameters": 10, "precision": "bf16",
+            "images_per_s": 3740.2, "images_per_s_note": "median", "peak_memory_mb": 1727.6, "target": "FD <= 3x",
+            "target_fd": 23.77, "reached": False, "steps_to_target": None, "time_to_target_s": None,
+            "final": {"step": 4000, "fd": 30.5, "confidence": 0.5}, "sampler": "DDPM", "machine": "m", "date": "d",
+            "command": "c"}
+    text = "\n".join(report.section_gpu(None, full, None, None))
+    assert "3,740 images/s" in text and "1,728 MB" in text and "not reached in 4,000 steps" in text
+    text = "\n".join(report.section_gpu(None, dict(full, reached=True, steps_to_target=2000, time_to_target_s=64.7),
+                                         None, None))
+    assert "reached after 2,000 steps, **65 s**" in text
