@@ -144,7 +144,24 @@ def _ema_notes(rows: dict) -> list[str]:
             notes.append(f"`{name}`: over {r['steps']:,} steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)), "
                          f"stays below both decays (it ends at {r['ema_decay_at_end']:g}), so the two runs keep "
                          f"the same EMA and score the same; the decay only matters in longer runs.")
-    return ["", *notes] if notes else []
+    return [line for note in notes for line in ("", note)]
+
+
+def _seed_and_speed_notes(ablation: dict) -> list[str]:
+    """What a seed row says about single-seed differences, and why some rows trained for less time."""
+    rows, notes = ablation["rows"], []
+    for name, r in rows.items():
+        pname, parent = _parent(name, r, rows)
+        if parent and set(_diff(r, parent)) == {"seed"}:
+            notes.append(f"`{name}`: the recipe of `{pname}` with another seed (other initial weights and batches, "
+                         f"the same scoring noise) scores {r['fd'] / parent['fd']:.2f}× its FD, so differences of "
+                         f"that size between single-seed rows are within seed noise.")
+    quick = [name for name, r in rows.items() if r["wall_time_s"] < 0.8 * 60 * ablation["minutes"]]
+    if quick:
+        notes.append(f"{', '.join(f'`{n}`' for n in quick)} trained the steps of the row they are compared with "
+                     f"in less time, on a day when this machine ran faster; the steps, and so the comparison, "
+                     f"are the same.")
+    return [line for note in notes for line in ("", note)]
 
 
 def section_recipe(ablation: dict | None) -> list[str]:
@@ -173,6 +190,7 @@ def section_recipe(ablation: dict | None) -> list[str]:
             "|---|---|---:|---:|---:|---:|---:|---:|"]
     out += [_recipe_row(name, r, rows, ships) for name, r in rows.items()]
     out += _ema_notes(rows)
+    out += _seed_and_speed_notes(ablation)
     dates = sorted(r["date"] for r in rows.values())
     out += ["", f"{ablation['machine']}; rows measured one after another with no other heavy job running, "
             f"{dates[0]} to {dates[-1]}. Rerun: `{ablation['command']}`.", ""]

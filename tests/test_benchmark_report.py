@@ -64,6 +64,12 @@ def test_report_recipe_section():
     text = "\n".join(_report_quality.section_recipe(r))
     assert "| `preset_cosine` (**ships**) | schedule = cosine |" in text and text.count("(**ships**)") == 1
     assert "The quick preset ships as `preset_cosine`" in text
+    # a seed row sizes single-seed noise; a row that took less time for its parent's steps says why
+    r["rows"]["preset_seed_1"] = dict(row, changes={**preset, "seed": 1}, parent="preset", fd=54.0,
+                                      wall_time_s=180.0)
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "`preset_seed_1`: the recipe of `preset` with another seed" in text and "scores 0.90× its FD" in text
+    assert "`preset_seed_1` trained the steps of the row they are compared with in less time" in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():
