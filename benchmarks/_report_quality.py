@@ -158,9 +158,9 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
                          f"that size between single-seed rows are within seed noise.")
     quick = [name for name, r in rows.items() if r["wall_time_s"] < 0.8 * 60 * ablation["minutes"]]
     if quick:
-        notes.append(f"{', '.join(f'`{n}`' for n in quick)} trained the steps of the row they are compared with "
-                     f"in less time, on a day when this machine ran faster; the steps, and so the comparison, "
-                     f"are the same.")
+        notes.append(f"{', '.join(f'`{n}`' for n in quick)} ran their steps in less time than the budget, on a "
+                     f"day when this machine ran faster; their steps were set from the rows they are compared "
+                     f"with, as above, so the comparison holds.")
     return [line for note in notes for line in ("", note)]
 
 

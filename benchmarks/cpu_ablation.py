@@ -74,6 +74,9 @@ VARIANTS: dict[str, Row] = {
     "preset_seed_1": Row({**_PRESET, "seed": 1}, parent="preset"),
     "preset_cosine_seed_1": Row({**_PRESET, "schedule": "cosine", "seed": 1}, parent="preset_seed_1"),
     "preset_cosine_T_500": Row({**_PRESET, "schedule": "cosine", "T": 500}, parent="preset_cosine"),
+    "preset_cosine_no_attention": Row({**_PRESET, "schedule": "cosine", "attention": False}, parent="preset_cosine"),
+    "preset_cosine_no_attention_seed_1": Row({**_PRESET, "schedule": "cosine", "attention": False, "seed": 1},
+                                             parent="preset_cosine_seed_1"),
 }
 OUT_NAME = "cpu_ablation.json"
 # the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule): the rows' common start

@@ -69,7 +69,7 @@ def test_report_recipe_section():
                                       wall_time_s=180.0)
     text = "\n".join(_report_quality.section_recipe(r))
     assert "`preset_seed_1`: the recipe of `preset` with another seed" in text and "scores 0.90× its FD" in text
-    assert "`preset_seed_1` trained the steps of the row they are compared with in less time" in text
+    assert "`preset_seed_1` ran their steps in less time than the budget" in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():
