@@ -120,8 +120,8 @@ def _ships(ablation: dict) -> str | None:
     quick = TrainConfig.quick().to_dict()
     for name, r in ablation["rows"].items():
         config = {**ablation["preset"], **r["changes"]}
-        if r.get("reuses") is None and r["sampler"].startswith("ddpm") and r["weights"] == "ema" and all(
-                quick[k] == (list(v) if isinstance(v, tuple) else v) for k, v in config.items()):
+        trained_and_scored_alike = r.get("reuses") is None and r["sampler"].startswith("ddpm") and r["weights"] == "ema"
+        if trained_and_scored_alike and all(quick[k] == v for k, v in config.items()):
             return name
     return None
 
@@ -129,7 +129,8 @@ def _ships(ablation: dict) -> str | None:
 def _recipe_row(name: str, r: dict, rows: dict, ships: str | None = None) -> str:
     pname, parent = _parent(name, r, rows)
     vs = f"{r['fd'] / parent['fd']:.2f}× `{pname}`" if parent else ("reference" if pname is None else "n/a")
-    return (f"| `{name}`{' (**ships**)' if name == ships else ''} | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
+    mark = " (**ships**)" if name == ships else ""
+    return (f"| `{name}`{mark} | {_change(r, parent)} | {r['steps']:,} × {r['batch_size']} | "
             f"{r['wall_time_s'] / 60:.1f} min | {r['fd']:.2f} | {r['fd_over_real_vs_real']:.2f} | "
             f"{_pct(r['confidence'])} | {vs} |")
 
@@ -156,9 +157,9 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
             notes.append(f"`{name}`: the recipe of `{pname}` with another seed (other initial weights and batches, "
                          f"the same scoring noise) scores {r['fd'] / parent['fd']:.2f}× its FD, so differences of "
                          f"that size between single-seed rows are within seed noise.")
-    quick = [name for name, r in rows.items() if r["wall_time_s"] < 0.8 * 60 * ablation["minutes"]]
-    if quick:
-        notes.append(f"{', '.join(f'`{n}`' for n in quick)} ran their steps in less time than the budget, on a "
+    faster = [name for name, r in rows.items() if r["wall_time_s"] < 0.8 * 60 * ablation["minutes"]]
+    if faster:
+        notes.append(f"{', '.join(f'`{n}`' for n in faster)} ran their steps in less time than the budget, on a "
                      f"day when this machine ran faster; their steps were set from the rows they are compared "
                      f"with, as above, so the comparison holds.")
     return [line for note in notes for line in ("", note)]
@@ -171,9 +172,7 @@ def section_recipe(ablation: dict | None) -> list[str]:
         return out + _missing("cpu_ablation.py")
     rows, p, ships = ablation["rows"], ablation["preset"], _ships(ablation)
     loss = "L_simple" if p["min_snr_gamma"] is None else f"min-SNR-{p['min_snr_gamma']:g}"
-    shipped = (f" The quick preset ships as `{ships}` (marked **ships**), one change from `preset` that it has "
-               f"adopted since." if ships not in (None, "preset", "baseline") else
-               f" The quick preset ships as `{ships}`." if ships else
+    shipped = (f" The quick preset ships as `{ships}` (marked **ships**)." if ships else
                " No row trains the quick preset as it ships now.")
     out += [f"Each row trains for about **{ablation['minutes']:g} minutes** on this machine and changes one "
             f"thing in the row it is compared with. The first block starts from the `baseline`, the quick "

@@ -15,7 +15,8 @@ from ``baseline``, the quick preset before it adopted batch 64 and min-SNR-5; th
 the quick preset with those two, before it adopted the cosine schedule of ``preset_cosine``, the row it
 ships as. ``ddim_scoring`` scores the baseline's network with another sampler, and
 ``no_ema`` scores its raw weights instead of their EMA. A seed row trains from other initial weights and
-batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from ``runs/ablation/<minutes>m/<row>/``.
+batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from
+``runs/ablation/<minutes>m/<row>/``.
 Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
 after each row, so rows can be measured one at a time.
 """

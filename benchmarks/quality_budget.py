@@ -35,7 +35,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import RESULTS, device_tag, machine, provenance, save_result, write_json  # noqa: E402  (benchmarks/_machine.py)
+from _machine import (RESULTS, device_tag, machine, provenance, save_result,  # noqa: E402  (benchmarks/_machine.py)
+                      write_json)
 from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 from _tutorial import train_tutorial, tutorial_schedule  # noqa: E402
 import dnnl  # noqa: E402

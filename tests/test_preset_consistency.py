@@ -50,10 +50,9 @@ def test_train_conditional_reruns_the_shipped_recipe():
 
 
 def test_conditional_fine_tune_keeps_the_schedule_of_the_model_it_starts_from():
-    args = train_conditional.parse_args([])
+    config = train_conditional.config_for(train_conditional.parse_args([]))
     start = _record("ddpm_mnist_quick")["config"]
-    assert (train_conditional.config_for(args).schedule, train_conditional.config_for(args).T) == \
-        (start["schedule"], start["T"])
+    assert (config.schedule, config.T) == (start["schedule"], start["T"])
 
 
 def test_chapters_sample_their_own_runs_with_the_schedule_they_trained_on():
