@@ -157,11 +157,27 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
             notes.append(f"`{name}`: the recipe of `{pname}` with another seed (other initial weights and batches, "
                          f"the same scoring noise) scores {r['fd'] / parent['fd']:.2f}× its FD, so differences of "
                          f"that size between single-seed rows are within seed noise.")
-    faster = [name for name, r in rows.items() if r["wall_time_s"] < 0.8 * 60 * ablation["minutes"]]
+    probed = {name: r["speed_probe"] for name, r in rows.items() if r.get("speed_probe")}
+    if probed:
+        pairs = "; ".join(f"`{n}` " + ", ".join(f"{q['ratio']:.2f}" for q in p["pairs"]) + f" (median {p['ratio']:.2f})"
+                          for n, p in probed.items())
+        spread = [q["ratio"] for p in probed.values() for q in p["pairs"]]
+        notes.append(f"Speed probes, the row's images/s over its parent's in each pair of back-to-back probes: "
+                     f"{pairs}. Single pairs ranged from {min(spread):.2f} to {max(spread):.2f}: a 30-step probe "
+                     f"on this machine is that noisy, which is why the median of three sets the steps; the other "
+                     f"rows that change a step's cost were set from one pair.")
+    budget = 60 * ablation["minutes"]
+    ticks = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
+    faster = [n for n, r in rows.items() if r["wall_time_s"] < 0.8 * budget]
+    slower = [n for n, r in rows.items() if r["wall_time_s"] > 1.2 * budget]
     if faster:
-        notes.append(f"{', '.join(f'`{n}`' for n in faster)} ran their steps in less time than the budget, on a "
-                     f"day when this machine ran faster; their steps were set from the rows they are compared "
-                     f"with, as above, so the comparison holds.")
+        notes.append(f"{ticks(faster)} ran their steps in less time than the budget, this machine running faster "
+                     f"than when their steps were set; the steps came from the rows they are compared with, as "
+                     f"above, so the comparison holds.")
+    if slower:
+        notes.append(f"{ticks(slower)} ran their steps in more time than the budget: this machine ran slower than "
+                     f"in the speed probe that set them, so the comparison holds only as far as that probe's "
+                     f"speed ratio does.")
     return [line for note in notes for line in ("", note)]
 
 
@@ -182,7 +198,8 @@ def section_recipe(ablation: dict | None) -> list[str]:
             f"min-SNR-5).{shipped} Steps are fixed before training: the baseline's from a short speed probe; a change "
             f"that leaves a step's cost alone trains the same steps as the row it is compared with; a change "
             f"of batch or network is probed back to back with that row and its steps scaled by the speed "
-            f"ratio (the training column shows the real time). Then each draws "
+            f"ratio (the median of three pairs of probes where the notes list them; the training column shows "
+            f"the real time). Then each draws "
             f"{ablation['n_samples']:,} samples from the same starting noise with {ablation['sampling_steps']} "
             f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", "",
             "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",

@@ -5,18 +5,18 @@
     python benchmarks/cpu_ablation.py --smoke                          # tiny sizes: proves the script runs
 
 Every row trains the quick preset's network with ``dnnl.models.ddpm.train`` for the same wall time on this
-machine, with its steps fixed before training (the cosine decay runs over them): the baseline's are
-minutes × its probe images/s ÷ batch; a change that leaves a step's cost alone trains the same steps as the
-row it is compared with (its parent); a change of batch or network scales them by its speed, probed back to
-back with the parent's. Each row then draws ``--n`` samples from the same starting noise with a
-``--steps``-step sampler, scored with the shipped metric (``dnnl.metrics``) against the real-vs-real floor
-at the same n. Each row differs from its parent in one thing only (``VARIANTS``). The first block starts
-from ``baseline``, the quick preset before it adopted batch 64 and min-SNR-5; the second from ``preset``,
-the quick preset with those two, before it adopted the cosine schedule of ``preset_cosine``, the row it
-ships as. ``ddim_scoring`` scores the baseline's network with another sampler, and
-``no_ema`` scores its raw weights instead of their EMA. A seed row trains from other initial weights and
-batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from
-``runs/ablation/<minutes>m/<row>/``.
+machine, with its steps fixed before training (the cosine decay runs over them): the baseline's are minutes ×
+its probe images/s ÷ batch; a change that leaves a step's cost alone trains the same steps as the row it is
+compared with (its parent); a change of batch or network scales them by its speed over the parent's, the
+median of three pairs of back-to-back probes in alternating order (rows measured before that used one pair).
+Each row then draws ``--n`` samples from the same starting noise with a ``--steps``-step sampler, scored with
+the shipped metric (``dnnl.metrics``) against the real-vs-real floor at the same n. Each row differs from its
+parent in one thing only (``VARIANTS``). The first block starts from ``baseline``, the quick preset before it
+adopted batch 64 and min-SNR-5; the second from ``preset``, the quick preset with those two, before it adopted
+the cosine schedule of ``preset_cosine``, the row it ships as. ``ddim_scoring`` scores the baseline's network
+with another sampler, and ``no_ema`` scores its raw weights instead of their EMA. A seed row trains from other
+initial weights and batches (the scoring noise stays), to show how far one seed's differences hold. Runs
+resume from ``runs/ablation/<minutes>m/<row>/``.
 Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
 after each row, so rows can be measured one at a time.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -34,7 +35,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from _machine import RESULTS, machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
+from _machine import RESULTS, machine, provenance, save_result, write_json  # noqa: E402  (benchmarks/_machine.py)
 from quality_budget import measured_rate, score_samples, train_one  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
@@ -83,6 +84,7 @@ OUT_NAME = "cpu_ablation.json"
 # the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule): the rows' common start
 BASELINE = {"batch_size": 128, "min_snr_gamma": None, "schedule": "linear"}
 COST_KEYS = ("batch_size", "channels", "num_res_blocks", "attention")  # changes that change a step's cost
+PROBE_ROUNDS = 3  # pairs of back-to-back speed probes for a change of cost
 
 
 def _config(name: str, args, base: TrainConfig) -> TrainConfig:
@@ -94,28 +96,46 @@ def _build(config: TrainConfig, seed: int):
     return lambda: (dnnl.set_seed(seed), config.build_model())[1]
 
 
-def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, rows: dict) -> tuple[float, int]:
-    """The row's training steps for the budget, and the images/s they assume.
+def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, rows: dict) -> tuple[float, int, dict]:
+    """The row's training steps for the budget, the images/s they assume, and its speed probe (or None).
 
     The baseline's come from a probe. A row that reuses another's training, or differs from its parent in
     nothing that changes a step's cost (loss weighting, learning rate, schedule, EMA), gets that row's steps,
-    so no probe's noise separates the two. A change of cost (batch, network) is probed back to back with the
-    parent, and its steps scale with the speed ratio.
+    so no probe's noise separates the two. A change of cost (batch, network) is probed against the parent
+    (``speed_ratio``), and its steps scale with the speed ratio.
     """
     row, probe_steps = VARIANTS[name], 3 if args.smoke else 30
     if row.parent is None:
         rate = measured_rate(config, _build(config, args.seed), probe_steps)
-        return rate, max(1, int(args.minutes * 60 * rate / config.batch_size))
+        return rate, max(1, int(args.minutes * 60 * rate / config.batch_size)), None
     ref_name = row.reuses or row.parent
     if ref_name not in rows:
         raise SystemExit(f"row {name!r} is measured against {ref_name!r}: measure {ref_name!r} first")
     ref, parent = rows[ref_name], _config(ref_name, args, base)
     if row.reuses is not None or all(getattr(config, k) == getattr(parent, k) for k in COST_KEYS):
-        return ref["probe_images_per_sec"], ref["steps"]
-    ours = measured_rate(config, _build(config, args.seed), probe_steps)
-    theirs = measured_rate(parent, _build(parent, args.seed), probe_steps)
-    steps = max(1, round(ref["steps"] * parent.batch_size / config.batch_size * ours / theirs))
-    return ref["probe_images_per_sec"] * ours / theirs, steps
+        return ref["probe_images_per_sec"], ref["steps"], None
+    probe = speed_ratio(config, parent, args.seed, probe_steps, rounds=1 if args.smoke else PROBE_ROUNDS)
+    steps = max(1, round(ref["steps"] * parent.batch_size / config.batch_size * probe["ratio"]))
+    return ref["probe_images_per_sec"] * probe["ratio"], steps, probe
+
+
+def speed_ratio(config: TrainConfig, parent: TrainConfig, seed: int, probe_steps: int, rounds: int) -> dict:
+    """The row's images/s over its parent's: ``rounds`` pairs of probes, the order alternating (parent first,
+    then the row first, ...) so a drift of the machine's speed falls on both, and the median of the pairs'
+    ratios, so one disturbed probe does not set the steps. Kept in the row's folder (``speed_probe.json``):
+    a resumed row keeps the steps it started with."""
+    path = Path(config.out_dir) / "speed_probe.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    pairs = []
+    for i in range(rounds):
+        order = [(parent, "parent"), (config, "row")][:: 1 if i % 2 == 0 else -1]
+        rates = {who: measured_rate(c, _build(c, seed), probe_steps) for c, who in order}
+        pairs.append({**{k: round(v, 1) for k, v in rates.items()}, "ratio": round(rates["row"] / rates["parent"], 4)})
+        print(f"  speed probe {i + 1}/{rounds}: row/parent {pairs[-1]['ratio']:.3f}", flush=True)
+    probe = {"ratio": statistics.median(p["ratio"] for p in pairs), "probe_steps": probe_steps, "pairs": pairs}
+    write_json(path, probe)
+    return probe
 
 
 def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
@@ -123,7 +143,7 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     row = VARIANTS[name]
     config = _config(name, args, base)
     load = os.getloadavg()[0]
-    rate, steps = _budget_steps(name, args, base, config, rows)
+    rate, steps, probe = _budget_steps(name, args, base, config, rows)
     config = TrainConfig(**{**config.to_dict(), "steps": steps, "decay_steps": steps})
     build = _build(config, config.seed)  # a seed row draws other initial weights and batches, the same test noise
     print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
@@ -136,7 +156,8 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
                               method=row.sampler, reference=args.reference, floor_fd=args.calib["fd"], progress=False)
     record.update(changes=row.changes, sampler=f"{row.sampler}, {args.steps} strided steps", weights=row.weights,
                   probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=row.reuses,
-                  parent=row.parent, ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),
+                  parent=row.parent, speed_probe=probe,
+                  ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),
                   **provenance())
     print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
           f"{100 * record['confidence']:.1f} % confident", flush=True)

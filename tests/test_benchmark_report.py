@@ -4,26 +4,19 @@ These read the results (or small made-up ones) and render the report; they measu
 """
 from __future__ import annotations
 
-import importlib
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_helpers import bench_module  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 
 
-def _bench(name: str):
-    """A module of benchmarks/ (they import each other by their plain names)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCH))
-
-
 def test_report_compile_payback():
-    report = _bench("report")
+    report = bench_module("report")
     rows = [{"images_per_s": 200.0}, {"images_per_s": 210.0, "first_step_s (compilation)": 100.0}]
     # 210/200 = 1.05: 100 s / (1 - 1/1.05) = 2100 s = 35 min
     assert "pays back after 35 min of training, longer than" in "".join(report._compile_payback(rows))
@@ -35,7 +28,7 @@ def test_report_compile_payback():
 
 
 def test_report_recipe_section():
-    _report_quality = _bench("_report_quality")
+    _report_quality = bench_module("_report_quality")
     assert "Not measured yet" in "\n".join(_report_quality.section_recipe(None))
     preset = {"min_snr_gamma": 5.0, "batch_size": 64}
     row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=544, batch_size=128, fd=100.0,
@@ -70,10 +63,19 @@ def test_report_recipe_section():
     text = "\n".join(_report_quality.section_recipe(r))
     assert "`preset_seed_1`: the recipe of `preset` with another seed" in text and "scores 0.90× its FD" in text
     assert "`preset_seed_1` ran their steps in less time than the budget" in text
+    assert "Speed probes" not in text and "in more time than the budget" not in text
+    # a row set by three probe pairs lists them, and one that overran the budget says its comparison rests on them
+    pairs = [{"parent": 100.0, "row": 151.0, "ratio": 1.51}, {"parent": 100.0, "row": 73.0, "ratio": 0.73},
+             {"parent": 100.0, "row": 111.0, "ratio": 1.11}]
+    r["rows"]["preset_wide"].update(speed_probe={"ratio": 1.11, "probe_steps": 30, "pairs": pairs}, wall_time_s=380.0)
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "`preset_wide` 1.51, 0.73, 1.11 (median 1.11)" in text and "ranged from 0.73 to 1.51" in text
+    assert "`preset_wide` ran their steps in more time than the budget" in text
+    assert "holds only as far as that probe's speed ratio does" in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():
-    _report_quality = _bench("_report_quality")
+    _report_quality = bench_module("_report_quality")
     one = dict(steps=3200, batch_size=64, wall_time_s=870.0, fd=14.0, confidence=0.86, fd_over_real_vs_real=1.77,
                model="dnnl UNet")
     budget = {"budget": "the wall time of the dnnl quick preset", "recipe": {"batch_size": 64, "min_snr_gamma": 5.0},
@@ -111,7 +113,7 @@ def test_readme_numbers_are_generated_from_the_results():
 
 
 def test_report_gpu_section():
-    report = _bench("report")
+    report = bench_module("report")
     assert "Not measured yet" in "\n".join(report.section_gpu(None, None, None, None))
     full = {"preset": {"channels": [64, 128, 256], "batch_size": 128}, "parameters": 10, "precision": "bf16",
             "images_per_s": 3740.2, "images_per_s_note": "median", "peak_memory_mb": 1727.6, "target": "FD <= 3x",

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_helpers import bench_module  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 RESULTS = BENCH / "results"
@@ -96,7 +99,7 @@ def test_quality_budget_refuses_an_unknown_recipe_field(run, tmp_path):
     assert proc.returncode == 2 and "--save-as takes a plain file name" in proc.stderr
 
 
-def test_cpu_ablation_smoke(run):
+def test_cpu_ablation_smoke(run, tmp_path):
     r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--only", "baseline", "no_ema", "ddim_scoring", "min_snr_5",
             "batch_64", "preset", "preset_cosine")
     assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5", "batch_64", "preset", "preset_cosine"]
@@ -111,8 +114,33 @@ def test_cpu_ablation_smoke(run):
     assert rows["preset"]["parent"] == "batch_64" and rows["preset_cosine"]["parent"] == "preset"
     assert rows["preset"]["steps"] == rows["batch_64"]["steps"] == rows["preset_cosine"]["steps"]
     assert rows["preset_cosine"]["changes"] == {"batch_size": 64, "min_snr_gamma": 5.0, "schedule": "cosine"}
+    # a change of cost is probed against its parent, and the probe is kept with the row's run and its record
+    probe = rows["batch_64"]["speed_probe"]
+    assert probe == json.loads((tmp_path / "runs" / "batch_64" / "speed_probe.json").read_text())
+    assert len(probe["pairs"]) == 1 and probe["ratio"] == probe["pairs"][0]["ratio"] > 0
+    assert rows["preset"]["speed_probe"] is None and rows["baseline"]["speed_probe"] is None
     for name, one in rows.items():
         assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
+
+
+def test_cpu_ablation_speed_probe_alternates_and_takes_the_median(monkeypatch, tmp_path):
+    """One disturbed probe (here the row's first) must not set a row's steps, a drift of the machine must fall
+    on both sides, and a resumed row keeps the ratio it started with instead of probing again."""
+    ablation = bench_module("cpu_ablation")
+    from dnnl.models.ddpm import TrainConfig
+
+    row = TrainConfig.quick(attention=False, out_dir=str(tmp_path / "row"))
+    parent = TrainConfig.quick(out_dir=str(tmp_path / "parent"))
+    rates = iter([100.0, 80.0, 104.0, 100.0, 100.0, 103.0])  # parent, row | row, parent | parent, row
+    order = []
+    monkeypatch.setattr(ablation, "measured_rate",
+                        lambda config, build, steps: order.append(config.attention) or next(rates))
+    probe = ablation.speed_ratio(row, parent, seed=0, probe_steps=30, rounds=3)
+    assert order == [True, False, False, True, True, False]
+    assert [p["ratio"] for p in probe["pairs"]] == [0.8, 1.04, 1.03] and probe["ratio"] == 1.03
+    assert json.loads((tmp_path / "row" / "speed_probe.json").read_text()) == probe
+    monkeypatch.setattr(ablation, "measured_rate", lambda *a: pytest.fail("a kept probe was measured again"))
+    assert ablation.speed_ratio(row, parent, seed=0, probe_steps=30, rounds=3) == probe
 
 
 def test_cpu_ablation_scoring_row_needs_its_training_row(mnist_root, tmp_path):
@@ -189,17 +217,8 @@ def test_metric_calibration_smoke(run, tmp_path):
     assert r["real_vs_real"]["256"]["fd"] > 0
 
 
-def _machine_module():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import _machine
-    finally:
-        sys.path.remove(str(BENCH))
-    return _machine
-
-
 def test_save_result_writes_atomically_where_asked_and_prints_the_json(tmp_path, capsys):
-    m = _machine_module()
+    m = bench_module("_machine")
     prov = m.provenance()
     assert set(prov) == {"machine", "torch", "date"} and prov["date"].endswith(" UTC") and len(prov["date"]) == 20
     result = {"x": 1.5, **prov}
@@ -280,11 +299,7 @@ def test_full_preset_resets_the_peak_before_each_segment(monkeypatch):
     """The peak GPU memory of a segment counts from a reset made first, after the cache is emptied."""
     import torch
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        import full_preset
-    finally:
-        sys.path.remove(str(BENCH))
+    full_preset = bench_module("full_preset")
     calls = []
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: calls.append("reset"))
