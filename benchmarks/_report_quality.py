@@ -162,10 +162,11 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
         pairs = "; ".join(f"`{n}` " + ", ".join(f"{q['ratio']:.2f}" for q in p["pairs"]) + f" (median {p['ratio']:.2f})"
                           for n, p in probed.items())
         spread = [q["ratio"] for p in probed.values() for q in p["pairs"]]
+        lengths = "/".join(str(n) for n in sorted({p["probe_steps"] for p in probed.values()}))
         notes.append(f"Speed probes, the row's images/s over its parent's in each pair of back-to-back probes: "
-                     f"{pairs}. Single pairs ranged from {min(spread):.2f} to {max(spread):.2f}: a 30-step probe "
-                     f"on this machine is that noisy, which is why the median of three sets the steps; the other "
-                     f"rows that change a step's cost were set from one pair.")
+                     f"{pairs}. Single pairs ranged from {min(spread):.2f} to {max(spread):.2f}: "
+                     f"a {lengths}-step probe on this machine is that noisy, which is why the median of three "
+                     f"sets the steps; the other rows that change a step's cost were set from one pair.")
     budget = 60 * ablation["minutes"]
     ticks = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
     faster = [n for n, r in rows.items() if r["wall_time_s"] < 0.8 * budget]

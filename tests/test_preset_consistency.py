@@ -10,11 +10,13 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import train_conditional  # noqa: E402
-import train_pretrained  # noqa: E402
+from _bench_helpers import bench_module  # noqa: E402
 from dnnl.models.ddpm import TrainConfig  # noqa: E402
+
+train_conditional = bench_module("train_conditional")
+train_pretrained = bench_module("train_pretrained")
 
 WEIGHTS = REPO / "dnnl" / "models" / "ddpm" / "weights"
 # fields that say where a run writes, what it starts from or how often it reports, not how it trains
