@@ -66,6 +66,9 @@ def _candidate_note(candidate: dict, budget: dict | None) -> str:
     adopted = [k for k in changes if k in preset and preset[k] == changes[k]]
     rest = [k for k in changes if k not in adopted]
     since = (f"; measured before the preset adopted {words(adopted)}, which it set as well" if adopted else "")
+    if not rest:
+        return (f"The rows marked *candidate* measured, on an earlier run, the recipe the preset has adopted since "
+                f"({words(adopted)}); the rows above it measure the preset as it ships. " + _budget_note(candidate))
     return (f"**Candidate recipe** (the rows marked *candidate*: the quick preset with {words(rest) or 'nothing'}, "
             f"which the 5-minute ablation below favoured, not adopted by the preset{since}). "
             + _budget_note(candidate))
@@ -116,10 +119,14 @@ def _change(r: dict, parent: dict | None) -> str:
 
 
 def _ships(ablation: dict) -> str | None:
-    """The row that trained the quick preset as it ships now (every recorded setting equal), if any."""
-    quick = TrainConfig.quick().to_dict()
+    """The row that trained the quick preset as it ships now (every recorded setting equal, and every setting
+    in which the preset differs from TrainConfig's defaults recorded), if any."""
+    quick, default = TrainConfig.quick().to_dict(), TrainConfig().to_dict()
+    own = {k for k in quick if quick[k] != default[k]} - {"preset", "out_dir", "steps", "decay_steps"}
     for name, r in ablation["rows"].items():
         config = {**ablation["preset"], **r["changes"]}
+        if not own <= config.keys():
+            continue
         trained_and_scored_alike = r.get("reuses") is None and r["sampler"].startswith("ddpm") and r["weights"] == "ema"
         if trained_and_scored_alike and all(quick[k] == v for k, v in config.items()):
             return name

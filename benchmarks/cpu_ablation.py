@@ -81,10 +81,14 @@ VARIANTS: dict[str, Row] = {
                                              parent="preset_cosine_seed_1"),
 }
 OUT_NAME = "cpu_ablation.json"
-# the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule): the rows' common start
-BASELINE = {"batch_size": 128, "min_snr_gamma": None, "schedule": "linear"}
+# the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule, no attention): the rows'
+# common start
+BASELINE = {"batch_size": 128, "min_snr_gamma": None, "schedule": "linear", "attention": True}
 COST_KEYS = ("batch_size", "channels", "num_res_blocks", "attention")  # changes that change a step's cost
 PROBE_ROUNDS = 3  # pairs of back-to-back speed probes for a change of cost
+# the common start's settings kept in the record: every field a row changes, so a row's recipe can be read back
+RECORDED = ("channels", "num_res_blocks", "attention", "batch_size", "lr", "warmup", "ema_decay", "T", "schedule",
+            "min_snr_gamma", "seed")
 
 
 def _config(name: str, args, base: TrainConfig) -> TrainConfig:
@@ -199,8 +203,7 @@ def main(argv=None) -> dict:
 def _result(args, base: TrainConfig, rows: dict) -> dict:
     return {
         "minutes": args.minutes, "n_samples": args.n, "sampling_steps": args.steps,
-        "preset": {k: v for k, v in base.to_dict().items()
-                   if k in ("channels", "batch_size", "lr", "warmup", "ema_decay", "T", "schedule", "min_snr_gamma")},
+        "preset": {k: v for k, v in base.to_dict().items() if k in RECORDED},
         "real_vs_real": {"fd": round(args.calib["fd"], 3), "confidence": round(args.calib["confidence"], 4),
                          "n": args.n},
         "rows": {name: rows[name] for name in VARIANTS if name in rows},

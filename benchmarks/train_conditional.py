@@ -40,10 +40,12 @@ INIT = WEIGHTS_DIR / "ddpm_mnist_quick.pt"
 # A fine-tune: half the quick preset's peak learning rate for the loaded weights, and ten times that for the new
 # label embedding (from zero at lr 5e-4 it grew to norms of 0.04 in 600 steps, against time embeddings of norm
 # 1.4-4.7, and the samples ignored the label); a short warm-up, the quick preset's EMA.
-# min_snr_gamma=None and the linear schedule: the shipped stages were trained on L_simple and the schedule of the
-# unconditional checkpoint they start from, before the quick preset weighted its loss and adopted the cosine one
+# min_snr_gamma=None, the linear schedule and attention: the shipped stages were trained on L_simple and the
+# schedule and network of the unconditional checkpoint they start from, before the quick preset weighted its loss,
+# adopted the cosine schedule and left attention out
 RECIPE = dict(batch_size=128, lr=1e-3, label_lr_scale=10.0, warmup=100, ema_decay=0.999, num_classes=10,
-              p_uncond=0.1, seed=0, checkpoint_every=200, log_every=50, min_snr_gamma=None, schedule="linear")
+              p_uncond=0.1, seed=0, checkpoint_every=200, log_every=50, min_snr_gamma=None, schedule="linear",
+              attention=True)
 
 
 def config_for(args) -> TrainConfig:

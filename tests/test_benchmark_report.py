@@ -4,6 +4,7 @@ These read the results (or small made-up ones) and render the report; they measu
 """
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -35,7 +36,7 @@ def test_report_recipe_section():
                wall_time_s=297.0,
                fd_over_real_vs_real=12.6, confidence=0.5, date="2026-12-01 19:31 UTC")
     r = {"preset": {"channels": [16, 32, 64], "batch_size": 128, "min_snr_gamma": None, "lr": 0.002,
-                    "ema_decay": 0.999, "schedule": "linear"}, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92}, "machine": "m",
+                    "ema_decay": 0.999, "schedule": "linear", "attention": True}, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92}, "machine": "m",
          "command": "c", "rows": {"baseline": row, "min_snr_5": dict(row, changes={"min_snr_gamma": 5.0}, fd=80.0),
                                   "no_ema": dict(row, weights="raw", fd=150.0),
                                   "preset": dict(row, changes=preset, parent="min_snr_5", fd=60.0),
@@ -53,10 +54,18 @@ def test_report_recipe_section():
     assert "No row trains the quick preset as it ships now." in text and "(**ships**)" not in text
     # the row that did is marked, and only that row
     r["rows"]["preset_cosine"] = dict(row, changes={**preset, "schedule": "cosine"}, parent="preset", fd=45.0)
+    shipped = {**preset, "schedule": "cosine", "attention": False}
+    r["rows"]["preset_cosine_no_attention"] = dict(row, changes=shipped, parent="preset_cosine", fd=40.0)
     r["rows"]["preset_lr"] = dict(row, changes={**preset, "lr": 4e-3}, parent="preset", fd=70.0)
     text = "\n".join(_report_quality.section_recipe(r))
-    assert "| `preset_cosine` (**ships**) | schedule = cosine |" in text and text.count("(**ships**)") == 1
-    assert "The quick preset ships as `preset_cosine`" in text
+    assert "| `preset_cosine_no_attention` (**ships**) | attention = False |" in text
+    assert text.count("(**ships**)") == 1 and "The quick preset ships as `preset_cosine_no_attention`" in text
+    # a record that leaves out a setting the preset has of its own cannot be the preset as it ships
+    del r["preset"]["attention"]
+    r["rows"]["preset_cosine_no_attention"]["changes"] = {**preset, "schedule": "cosine"}
+    assert "(**ships**)" not in "\n".join(_report_quality.section_recipe(r))
+    r["preset"]["attention"] = True
+    r["rows"]["preset_cosine_no_attention"]["changes"] = shipped
     # a seed row sizes single-seed noise; a row that took less time for its parent's steps says why
     r["rows"]["preset_seed_1"] = dict(row, changes={**preset, "seed": 1}, parent="preset", fd=54.0,
                                       wall_time_s=180.0)
@@ -104,6 +113,11 @@ def test_report_quality_section_marks_the_cpu_goals():
     text = "\n".join(_report_quality.section_quality(None, None, adopted, both))
     assert "the quick preset with attention = False, which the 5-minute ablation" in text
     assert "measured before the preset adopted schedule = cosine, which it set as well" in text
+    # once it has adopted them all, the candidate is not called one the preset has not adopted
+    adopted = dict(budget, recipe=dict(budget["recipe"], schedule="cosine", attention=False))
+    text = "\n".join(_report_quality.section_quality(None, None, adopted, both))
+    assert "the quick preset with nothing" not in text and "not adopted by the preset" not in text
+    assert "the recipe the preset has adopted since (schedule = cosine, attention = False)" in text
 
 
 def test_readme_numbers_are_generated_from_the_results():
@@ -125,3 +139,10 @@ def test_report_gpu_section():
     text = "\n".join(report.section_gpu(None, dict(full, reached=True, steps_to_target=2000, time_to_target_s=64.7),
                                          None, None))
     assert "reached after 2,000 steps, **65 s**" in text
+
+
+def test_the_quick_preset_as_it_ships_was_measured_by_an_ablation_row():
+    """A change to TrainConfig.quick() needs its own row in benchmarks/cpu_ablation.py, measured."""
+    _report_quality = bench_module("_report_quality")
+    ablation = json.loads((ROOT / "benchmarks" / "results" / "cpu_ablation.json").read_text())
+    assert _report_quality._ships(ablation) is not None, "no cpu_ablation row trains the quick preset as it ships"

@@ -130,7 +130,7 @@ def test_cpu_ablation_speed_probe_alternates_and_takes_the_median(monkeypatch, t
     from dnnl.models.ddpm import TrainConfig
 
     row = TrainConfig.quick(attention=False, out_dir=str(tmp_path / "row"))
-    parent = TrainConfig.quick(out_dir=str(tmp_path / "parent"))
+    parent = TrainConfig.quick(attention=True, out_dir=str(tmp_path / "parent"))
     rates = iter([100.0, 80.0, 104.0, 100.0, 100.0, 103.0])  # parent, row | row, parent | parent, row
     order = []
     monkeypatch.setattr(ablation, "measured_rate",
@@ -324,6 +324,6 @@ def test_loop_vs_step_smoke(run):
 def test_profile_step_smoke(run):
     r = run("profile_step.py", "--smoke")
     groups = r["groups"]
-    assert {"convolution (3x3, and the 1x1 q/k/v and output projections)", "GroupNorm", "SiLU"} <= set(groups)
+    assert {"convolution (3x3 and 1x1; with attention, its q/k/v and output projections too)", "GroupNorm", "SiLU"} <= set(groups)
     assert math.isclose(sum(g["share"] for g in groups.values()), 1.0, abs_tol=1e-3)
     assert r["ms_per_step"] > 0 and r["profiled_steps"] == 2

@@ -51,10 +51,11 @@ def test_train_conditional_reruns_the_shipped_recipe():
     assert ours == shipped, {k: (ours[k], shipped[k]) for k in ours if ours[k] != shipped[k]}
 
 
-def test_conditional_fine_tune_keeps_the_schedule_of_the_model_it_starts_from():
+def test_conditional_fine_tune_keeps_the_schedule_and_network_of_the_model_it_starts_from():
     config = train_conditional.config_for(train_conditional.parse_args([]))
     start = _record("ddpm_mnist_quick")["config"]
-    assert (config.schedule, config.T) == (start["schedule"], start["T"])
+    keys = ("schedule", "T", "attention", "channels", "num_res_blocks")
+    assert {k: config.to_dict()[k] for k in keys} == {k: TrainConfig(**start).to_dict()[k] for k in keys}
 
 
 def test_chapters_sample_their_own_runs_with_the_schedule_they_trained_on():

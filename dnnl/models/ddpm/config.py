@@ -138,12 +138,12 @@ class TrainConfig:
         """CPU size: recognisable digits in under 15 minutes on 2 cores.
 
         The learning rate decays to zero over the run (``decay_steps`` follows ``steps`` unless given).
-        Batch 64, the min-SNR-5 weighting (Eq. @eq-ch4-min-snr) and the cosine schedule (Eq.
-        @eq-cosine-schedule) each gave better samples in the same CPU time than batch 128, L_simple and the
-        linear schedule (``benchmarks/cpu_ablation.py``).
+        Batch 64, the min-SNR-5 weighting (Eq. @eq-ch4-min-snr), the cosine schedule (Eq.
+        @eq-cosine-schedule) and no self-attention each gave better samples in the same CPU time than batch
+        128, L_simple, the linear schedule and attention at 7×7 (``benchmarks/cpu_ablation.py``).
         """
         base = dict(preset="quick", out_dir="runs/quick", steps=3000, batch_size=64, min_snr_gamma=5.0,
-                    schedule="cosine")
+                    schedule="cosine", attention=False)
         return cls._preset(base, overrides)
 
     @classmethod
