@@ -11,8 +11,10 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, size: int, dropout: float = 0.0):
-    """diffusers' UNet2DModel with the same shape of network: plain res-blocks, attention only in the middle."""
+def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, size: int, dropout: float = 0.0,
+                   attention: bool = True):
+    """diffusers' UNet2DModel with the same shape of network: plain res-blocks, attention (if any) only in the
+    middle."""
     from diffusers import UNet2DModel
 
     levels = len(widths)
@@ -20,17 +22,24 @@ def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, 
         sample_size=size, in_channels=1, out_channels=1, block_out_channels=widths,
         layers_per_block=layers_per_block, down_block_types=("DownBlock2D",) * levels,
         up_block_types=("UpBlock2D",) * levels, norm_num_groups=groups, attention_head_dim=widths[-1] // 4,
-        dropout=dropout,
+        dropout=dropout, add_attention=attention,
     )
+
+
+def has_attention(ours: nn.Module) -> bool:
+    """Whether a dnnl UNet has its self-attention block (the quick preset leaves it out)."""
+    return not isinstance(ours.mid_attn, nn.Identity)
 
 
 def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: float = 0.0):
     """The UNet2DModel closest in parameter count to ``ours`` (a dnnl UNet), and its widths.
 
     Its first width equals ours (both spend the same on the full-resolution level); the deeper widths
-    are ours times one factor, rounded to multiples of ``groups`` and of 4 (the attention heads).
+    are ours times one factor, rounded to multiples of ``groups`` and of 4 (the attention heads). It has
+    mid-block attention where ours has self-attention, and none where ours has none.
     """
     widths, layers, target = tuple(ours.channels), ours.num_res_blocks, n_params(ours)
+    attention = has_attention(ours)
     step = groups * 4 // math.gcd(groups, 4)
     seen, best = set(), None
     for k in range(8, 65):
@@ -40,10 +49,10 @@ def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: f
             continue
         seen.add(cand)
         with torch.device("meta"):
-            gap = abs(n_params(diffusers_unet(cand, layers, groups, size)) - target)
+            gap = abs(n_params(diffusers_unet(cand, layers, groups, size, attention=attention)) - target)
         if best is None or gap < best[0]:
             best = (gap, cand)
-    return diffusers_unet(best[1], layers, groups, size, dropout), best[1]
+    return diffusers_unet(best[1], layers, groups, size, dropout, attention), best[1]
 
 
 class DiffusersEps(nn.Module):

@@ -19,7 +19,8 @@ Both train and sample on ``dnnl.get_device()``. Writes benchmarks/results/qualit
 grid per model (``quality_budget_cuda.json`` and ``quality_budget_cuda_<name>.png`` on a GPU, where the
 training loop uses bf16 autocast; give ``--minutes`` there, since the quick preset takes seconds).
 ``--save-as NAME`` writes NAME.json instead, so a recipe that the preset has not adopted (``--set``) is
-measured beside the preset's own result rather than over it.
+measured beside the preset's own result rather than over it; ``--minutes 14 --save-as quality_budget_goal``
+keeps the preset's recipe trained for the time its 15-minute goal allows, beside the preset's own steps.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from _machine import (RESULTS, device_tag, machine, provenance, save_result,  # noqa: E402  (benchmarks/_machine.py)
                       write_json)
-from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
+from _models import DiffusersEps, has_attention, match_diffusers, n_params  # noqa: E402
 from _tutorial import train_tutorial, tutorial_schedule  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
@@ -149,10 +150,12 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
         models["diffusers_tutorial"] = DiffusersEps(unet)
         print(f"diffusers_tutorial: {runs['diffusers_tutorial']}", flush=True)
     changed = "".join(f", {k} {v}" for k, v in args.changes)
-    runs["dnnl"]["model"] = f"dnnl UNet, quick preset{changed}, channels {tuple(ours_probe.channels)}"
+    plain = "" if has_attention(ours_probe) or "attention" in dict(args.changes) else ", no attention"
+    runs["dnnl"]["model"] = f"dnnl UNet, quick preset{changed}, channels {tuple(ours_probe.channels)}{plain}"
     runs["dnnl"]["parameters"] = n_params(ours_probe)
     for name in runs.keys() - {"dnnl"}:
-        how = "diffusers' tutorial recipe" if name == "diffusers_tutorial" else "attention in the mid block"
+        how = ("diffusers' tutorial recipe" if name == "diffusers_tutorial"
+               else "attention in the mid block" if has_attention(ours_probe) else "no attention, as ours")
         runs[name]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, {how}"
         runs[name]["parameters"] = n_params(theirs_probe)
     return runs, models, widths

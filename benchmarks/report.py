@@ -54,9 +54,11 @@ def section_throughput(r: dict | None) -> list[str]:
             "|---|---|---:|---:|---:|---:|"]
     for size, c in r["comparisons"].items():
         d, h = c["dnnl"], c["diffusers"]
-        out.append(f"| {size}, {c['batch_size']} | dnnl `UNet` {tuple(d['channels'])} | {d['parameters']:,} | "
+        plain = ", no attention" if d.get("attention") is False else ""  # older records: attention in both
+        out.append(f"| {size}, {c['batch_size']} | dnnl `UNet` {tuple(d['channels'])}{plain} | {d['parameters']:,} | "
                    f"{d['images_per_s']:.1f} | {d['gflops_per_image']:.3f} | {d['achieved_gflops']:.1f} |")
-        out.append(f"| {size}, {c['batch_size']} | diffusers `UNet2DModel` {tuple(h['block_out_channels'])} | "
+        plain = ", no attention" if h.get("mid_block_attention") is False else ""
+        out.append(f"| {size}, {c['batch_size']} | diffusers `UNet2DModel` {tuple(h['block_out_channels'])}{plain} | "
                    f"{h['parameters']:,} | {h['images_per_s']:.1f} | {h['gflops_per_image']:.3f} | |")
     peak = r["matmul_peak_gflops"]
     ratios = ", ".join(f"{size} {c['ratio']:.2f}×" for size, c in r["comparisons"].items())
@@ -332,7 +334,8 @@ def render() -> str:
              "every number comes from the script named beside it, with the machine it ran on.", ""]
     lines += section_quality(_load("pretrained_quality.json"),
                              json.loads((REPO / "dnnl/models/ddpm/weights/ddpm_mnist_quick.json").read_text()),
-                             _load("quality_budget.json"), _load("quality_budget_candidate.json"))
+                             _load("quality_budget.json"), _load("quality_budget_candidate.json"),
+                             _load("quality_budget_goal.json"))
     lines += section_recipe(_load("cpu_ablation.json"))
     lines += section_guidance(_record("ddpm_mnist_cond"), _load("conditional_targets.json"),
                               _load("conditional_sweep.json"))

@@ -198,13 +198,14 @@ def main(argv=None) -> dict:
         race(pair, args.warmup if label == "quick" or cuda else 1, windows, steps, label)
         flops = pair[0].flops_per_image()
         comparisons[label] = {
-            "dnnl": {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks,
+            "dnnl": {"channels": list(cfg.channels), "num_res_blocks": cfg.num_res_blocks, "attention": cfg.attention,
                      "parameters": n_params(pair[0].model), "images_per_s": round(pair[0].rate, 2),
                      "window_rates": [round(r, 1) for r in pair[0].rates], "gflops_per_image": round(flops / 1e9, 4),
                      "achieved_gflops": round(flops * pair[0].rate / 1e9, 2),
                      f"utilisation_of_{'bf16' if cuda else 'fp32'}_peak": round(flops * pair[0].rate / 1e9 / peak, 3),
                      "peak_memory_mb": pair[0].peak_memory_mb},
             "diffusers": {"block_out_channels": list(widths), "layers_per_block": cfg.num_res_blocks,
+                          "mid_block_attention": cfg.attention,  # match_diffusers follows ours
                           "parameters": n_params(pair[1].model), "images_per_s": round(pair[1].rate, 2),
                           "window_rates": [round(r, 1) for r in pair[1].rates],
                           "gflops_per_image": round(pair[1].flops_per_image() / 1e9, 4),

@@ -113,6 +113,13 @@ def test_report_quality_section_marks_the_cpu_goals():
     text = "\n".join(_report_quality.section_quality(None, None, adopted, both))
     assert "the quick preset with attention = False, which the 5-minute ablation" in text
     assert "measured before the preset adopted schedule = cosine, which it set as well" in text
+    # a run that spends the goal's time on the preset's recipe is shown beside the preset's own steps
+    goal_run = dict(budget, budget="14 minutes each",
+                    runs={k: dict(v, budget_s=840.0, probe_images_per_sec=500.0) for k, v in budget["runs"].items()})
+    text = "\n".join(_report_quality.section_quality(None, None, budget, None, goal_run))
+    assert "| dnnl UNet (*14 min*) | 3,200 steps of batch 64, 14.5 min |" in text
+    assert "each model trained for 14 minutes instead of the preset's own 3,200 steps" in text
+    assert "(500 and 500 images/s in a short probe)" in text
     # once it has adopted them all, the candidate is not called one the preset has not adopted
     adopted = dict(budget, recipe=dict(budget["recipe"], schedule="cosine", attention=False))
     text = "\n".join(_report_quality.section_quality(None, None, adopted, both))

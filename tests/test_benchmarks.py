@@ -327,3 +327,16 @@ def test_profile_step_smoke(run):
     assert {"convolution (3x3 and 1x1; with attention, its q/k/v and output projections too)", "GroupNorm", "SiLU"} <= set(groups)
     assert math.isclose(sum(g["share"] for g in groups.values()), 1.0, abs_tol=1e-3)
     assert r["ms_per_step"] > 0 and r["profiled_steps"] == 2
+
+
+def test_matched_unet2dmodel_has_attention_where_ours_has_it():
+    pytest.importorskip("diffusers")
+    models = bench_module("_models")
+    from dnnl.models.ddpm import TrainConfig
+
+    for attention in (True, False):
+        ours = TrainConfig.quick(attention=attention).build_model()
+        theirs, _ = models.match_diffusers(ours)
+        assert models.has_attention(ours) is attention
+        assert all((a is not None) is attention for a in theirs.mid_block.attentions), attention
+        assert abs(models.n_params(theirs) / models.n_params(ours) - 1) < 0.1
