@@ -26,11 +26,6 @@ def diffusers_unet(widths: tuple[int, ...], layers_per_block: int, groups: int, 
     )
 
 
-def has_attention(ours: nn.Module) -> bool:
-    """Whether a dnnl UNet has its self-attention block (the quick preset leaves it out)."""
-    return not isinstance(ours.mid_attn, nn.Identity)
-
-
 def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: float = 0.0):
     """The UNet2DModel closest in parameter count to ``ours`` (a dnnl UNet), and its widths.
 
@@ -39,7 +34,6 @@ def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: f
     mid-block attention where ours has self-attention, and none where ours has none.
     """
     widths, layers, target = tuple(ours.channels), ours.num_res_blocks, n_params(ours)
-    attention = has_attention(ours)
     step = groups * 4 // math.gcd(groups, 4)
     seen, best = set(), None
     for k in range(8, 65):
@@ -49,10 +43,10 @@ def match_diffusers(ours: nn.Module, size: int = 28, groups: int = 8, dropout: f
             continue
         seen.add(cand)
         with torch.device("meta"):
-            gap = abs(n_params(diffusers_unet(cand, layers, groups, size, attention=attention)) - target)
+            gap = abs(n_params(diffusers_unet(cand, layers, groups, size, attention=ours.attention)) - target)
         if best is None or gap < best[0]:
             best = (gap, cand)
-    return diffusers_unet(best[1], layers, groups, size, dropout, attention), best[1]
+    return diffusers_unet(best[1], layers, groups, size, dropout, ours.attention), best[1]
 
 
 class DiffusersEps(nn.Module):

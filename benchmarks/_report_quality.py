@@ -74,10 +74,9 @@ def _candidate_note(candidate: dict, budget: dict | None) -> str:
             + _budget_note(candidate))
 
 
-def _goal_note(goal_run: dict, budget: dict | None) -> str:
+def _goal_note(goal_run: dict, budget: dict | None, minutes: float) -> str:
     """A run that spends the goal's time on the preset's recipe, instead of stopping at the preset's steps."""
     own = f" instead of the preset's own {budget['runs']['dnnl']['steps']:,} steps" if budget else ""
-    minutes = goal_run["runs"]["dnnl"]["budget_s"] / 60
     return (f"**The goal's time** (the rows marked *{minutes:g} min*: the quick preset's recipe, each model "
             f"trained for {minutes:g} minutes{own}, so that the run uses the time the goal allows). "
             + _budget_note(goal_run))
@@ -101,8 +100,9 @@ def section_quality(shipped: dict | None, record: dict | None, budget: dict | No
     else:
         notes += _missing("quality_budget.py")
     if goal_run is not None:
-        rows += _budget_rows(goal_run, f" (*{goal_run['runs']['dnnl']['budget_s'] / 60:g} min*)")
-        notes.append(_goal_note(goal_run, budget))
+        minutes = goal_run["runs"]["dnnl"]["budget_s"] / 60
+        rows += _budget_rows(goal_run, f" (*{minutes:g} min*)")
+        notes.append(_goal_note(goal_run, budget, minutes))
     if candidate is not None:
         rows += _budget_rows(candidate, " (*candidate*)")
         notes.append(_candidate_note(candidate, budget))

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from _machine import (RESULTS, device_tag, machine, provenance, save_result,  # noqa: E402  (benchmarks/_machine.py)
                       write_json)
-from _models import DiffusersEps, has_attention, match_diffusers, n_params  # noqa: E402
+from _models import DiffusersEps, match_diffusers, n_params  # noqa: E402
 from _tutorial import train_tutorial, tutorial_schedule  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
@@ -150,12 +150,12 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
         models["diffusers_tutorial"] = DiffusersEps(unet)
         print(f"diffusers_tutorial: {runs['diffusers_tutorial']}", flush=True)
     changed = "".join(f", {k} {v}" for k, v in args.changes)
-    plain = "" if has_attention(ours_probe) or "attention" in dict(args.changes) else ", no attention"
+    plain = "" if ours_probe.attention or "attention" in dict(args.changes) else ", no attention"
     runs["dnnl"]["model"] = f"dnnl UNet, quick preset{changed}, channels {tuple(ours_probe.channels)}{plain}"
     runs["dnnl"]["parameters"] = n_params(ours_probe)
     for name in runs.keys() - {"dnnl"}:
         how = ("diffusers' tutorial recipe" if name == "diffusers_tutorial"
-               else "attention in the mid block" if has_attention(ours_probe) else "no attention, as ours")
+               else "attention in the mid block" if ours_probe.attention else "no attention, as ours")
         runs[name]["model"] = f"diffusers UNet2DModel, block_out_channels {widths}, {how}"
         runs[name]["parameters"] = n_params(theirs_probe)
     return runs, models, widths

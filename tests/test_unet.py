@@ -215,3 +215,10 @@ def test_an_unconditional_model_refuses_a_label():
         small(num_classes=0)
     with pytest.raises(TypeError, match="num_classes"):
         small(num_classes=2.5)
+
+
+def test_attention_flag_says_whether_the_middle_has_self_attention():
+    for attention in (True, False):
+        net = UNet(channels=(8, 16), attention=attention)
+        assert net.attention is attention
+        assert isinstance(net.mid_attn, torch.nn.Identity) is not attention

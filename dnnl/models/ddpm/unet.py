@@ -142,7 +142,7 @@ class UNet(nn.Module):
         image_size = None if image_size is None else check_int(image_size, "image_size")
         num_classes = None if num_classes is None else check_int(num_classes, "num_classes (None or an int)")
         self.in_channels, self.out_channels, self.channels = in_channels, out_channels, channels
-        self.num_res_blocks, self.num_classes = num_res_blocks, num_classes
+        self.num_res_blocks, self.num_classes, self.attention = num_res_blocks, num_classes, attention
         self.factor = 2 ** (len(channels) - 1)
         if image_size is not None:
             self._check_side(image_size, image_size)
