@@ -188,16 +188,42 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
                      f"sets the steps; the other rows that change a step's cost were set from one pair.")
     budget = 60 * ablation["minutes"]
     ticks = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
-    faster = [n for n, r in rows.items() if r["wall_time_s"] < 0.8 * budget]
-    slower = [n for n, r in rows.items() if r["wall_time_s"] > 1.2 * budget]
+    timed = {n: r for n, r in rows.items() if not r.get("retrained_alike")}  # a retrained reuse: its row's steps
+    def copied(name: str, r: dict) -> bool:  # a cost-free change trains its parent's steps, set by no probe of its own
+        parent = _parent(name, r, rows)[1]
+        return (parent is not None and not r.get("speed_probe")
+                and (r["steps"], r["batch_size"]) == (parent["steps"], parent["batch_size"]))
+
+    faster = [n for n, r in timed.items() if r["wall_time_s"] < 0.8 * budget]
+    slower = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and not copied(n, r)]
+    slower_copied = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and copied(n, r)]
     if faster:
         notes.append(f"{ticks(faster)} ran their steps in less time than the budget, this machine running faster "
                      f"than when their steps were set; the steps came from the rows they are compared with, as "
                      f"above, so the comparison holds.")
+    if slower_copied:
+        notes.append(f"{ticks(slower_copied)} ran their steps in more time than the budget, this machine running "
+                     f"slower than when their steps were set; they train the same steps as the rows they are "
+                     f"compared with, so the comparison holds.")
     if slower:
         notes.append(f"{ticks(slower)} ran their steps in more time than the budget: this machine ran slower than "
                      f"in the speed probe that set them, so the comparison holds only as far as that probe's "
                      f"speed ratio does.")
+    return [line for note in notes for line in ("", note)]
+
+
+def _reuse_notes(rows: dict) -> list[str]:
+    """Where a scoring row retrained the run it reuses (its folder was gone): whether it is the same network."""
+    notes = []
+    for name, r in rows.items():
+        if "retrained_alike" not in r:
+            continue
+        ref = rows[r["reuses"]]
+        same = (f"ended at the same loss ({r['final_loss']:g}), so it scores the same network" if r["retrained_alike"]
+                else f"ended at another loss ({r['final_loss']:g} against {ref['final_loss']:g}), so it scores "
+                     f"another network than `{r['reuses']}` did, and the two rows do not compare")
+        notes.append(f"`{name}`: `{r['reuses']}`'s run was retrained from scratch for its {r['steps']:,} steps "
+                     f"(the run folder was not kept) and {same}.")
     return [line for note in notes for line in ("", note)]
 
 
@@ -208,8 +234,10 @@ def section_recipe(ablation: dict | None) -> list[str]:
         return out + _missing("cpu_ablation.py")
     rows, p, ships = ablation["rows"], ablation["preset"], _ships(ablation)
     loss = "L_simple" if p["min_snr_gamma"] is None else f"min-SNR-{p['min_snr_gamma']:g}"
-    shipped = (f" The quick preset ships as `{ships}` (marked **ships**)." if ships else
-               " No row trains the quick preset as it ships now.")
+    later = [n for n, r in rows.items() if ships and _parent(n, r, rows)[0] == ships]
+    shipped = (f" The quick preset ships as `{ships}` (marked **ships**)" +
+               (f"; the rows compared with it ({', '.join(f'`{n}`' for n in later)}) change the preset as it "
+                f"ships." if later else ".") if ships else " No row trains the quick preset as it ships now.")
     out += [f"Each row trains for about **{ablation['minutes']:g} minutes** on this machine and changes one "
             f"thing in the row it is compared with. The first block starts from the `baseline`, the quick "
             f"preset as it was (channels {tuple(p['channels'])}, batch {p['batch_size']}, {loss}, lr "
@@ -225,7 +253,7 @@ def section_recipe(ablation: dict | None) -> list[str]:
             "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",
             "|---|---|---:|---:|---:|---:|---:|---:|"]
     out += [_recipe_row(name, r, rows, ships) for name, r in rows.items()]
-    out += _ema_notes(rows)
+    out += _ema_notes(rows) + _reuse_notes(rows)
     out += _seed_and_speed_notes(ablation)
     dates = sorted(r["date"] for r in rows.values())
     out += ["", f"{ablation['machine']}; rows measured one after another with no other heavy job running, "

@@ -13,10 +13,13 @@ Each row then draws ``--n`` samples from the same starting noise with a ``--step
 the shipped metric (``dnnl.metrics``) against the real-vs-real floor at the same n. Each row differs from its
 parent in one thing only (``VARIANTS``). The first block starts from ``baseline``, the quick preset before it
 adopted batch 64 and min-SNR-5; the second from ``preset``, the quick preset with those two, before it adopted
-the cosine schedule of ``preset_cosine``, the row it ships as. ``ddim_scoring`` scores the baseline's network
-with another sampler, and ``no_ema`` scores its raw weights instead of their EMA. A seed row trains from other
-initial weights and batches (the scoring noise stays), to show how far one seed's differences hold. Runs
-resume from ``runs/ablation/<minutes>m/<row>/``.
+the cosine schedule of ``preset_cosine`` and left out attention (``preset_cosine_no_attention``, the row it
+ships as); the third block changes that row. ``ddim_scoring`` scores the baseline's network with another
+sampler, ``no_ema`` scores its raw weights instead of their EMA, and ``fixed_large_scoring`` scores the shipped
+row's network with the DDPM step's larger variance, σ² = β instead of β̃. A seed row trains from other initial
+weights and batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from
+``runs/ablation/<minutes>m/<row>/``; a scoring row whose run folder is gone retrains it and records whether it
+ended at the reused row's loss (``retrained_alike``).
 Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
 after each row, so rows can be measured one at a time.
 """
@@ -45,12 +48,14 @@ from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, ema_decay_at, l
 
 class Row(NamedTuple):
     """One row: its changes to ``BASELINE``, the sampler that scores it, the row whose training it reuses, the
-    weights that are scored (the EMA's or the raw ones), and the row it is compared with (one change apart)."""
+    weights that are scored (the EMA's or the raw ones), the row it is compared with (one change apart), and the
+    DDPM sampler's σ² (``sample``'s ``variance_type``: β̃ or β of the chain)."""
     changes: dict
     sampler: str = "ddpm"
     reuses: str | None = None
     weights: str = "ema"
     parent: str | None = "baseline"
+    variance: str = "fixed_small"
 
 
 _PRESET = {"batch_size": 64, "min_snr_gamma": 5.0}  # what the quick preset adopted from the first block
@@ -79,6 +84,15 @@ VARIANTS: dict[str, Row] = {
     "preset_cosine_no_attention": Row({**_PRESET, "schedule": "cosine", "attention": False}, parent="preset_cosine"),
     "preset_cosine_no_attention_seed_1": Row({**_PRESET, "schedule": "cosine", "attention": False, "seed": 1},
                                              parent="preset_cosine_seed_1"),
+    # the preset as it ships, trained on L_simple: does min-SNR-5, adopted on the linear schedule, still pay?
+    "preset_cosine_no_attention_l_simple": Row({**_PRESET, "schedule": "cosine", "attention": False,
+                                                "min_snr_gamma": None}, parent="preset_cosine_no_attention"),
+    "preset_cosine_no_attention_min_snr_2": Row({**_PRESET, "schedule": "cosine", "attention": False,
+                                                 "min_snr_gamma": 2.0}, parent="preset_cosine_no_attention"),
+    # the network that ships, scored with the larger of the two fixed variances, σ² = β
+    "fixed_large_scoring": Row({**_PRESET, "schedule": "cosine", "attention": False},
+                               reuses="preset_cosine_no_attention", parent="preset_cosine_no_attention",
+                               variance="fixed_large"),
 }
 OUT_NAME = "cpu_ablation.json"
 # the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule, no attention): the rows'
@@ -151,14 +165,19 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     config = TrainConfig(**{**config.to_dict(), "steps": steps, "decay_steps": steps})
     build = _build(config, config.seed)  # a seed row draws other initial weights and batches, the same test noise
     print(f"{name}: {rate:.0f} img/s -> {steps} steps", flush=True)
+    retrained = row.reuses is not None and not (Path(config.out_dir) / CHECKPOINT_NAME).exists()
     model, record = train_one(name, config, build)
     if row.weights == "raw":  # the network the optimizer trained, without the EMA
         model = build()
         model.load_state_dict(load_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)["model"])
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     _, scores = score_samples(model, config.build_schedule(), noise, steps=args.steps, seed=args.seed,
-                              method=row.sampler, reference=args.reference, floor_fd=args.calib["fd"], progress=False)
-    record.update(changes=row.changes, sampler=f"{row.sampler}, {args.steps} strided steps", weights=row.weights,
+                              method=row.sampler, reference=args.reference, floor_fd=args.calib["fd"], progress=False,
+                              variance_type=row.variance)
+    if retrained:  # the reused run's folder was gone: retrained from scratch, it must be the run it reuses
+        record["retrained_alike"] = record["final_loss"] == rows[row.reuses]["final_loss"]
+    sampler = row.sampler + (" with σ² = β" if row.variance == "fixed_large" else "")
+    record.update(changes=row.changes, sampler=f"{sampler}, {args.steps} strided steps", weights=row.weights,
                   probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=row.reuses,
                   parent=row.parent, speed_probe=probe,
                   ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),

@@ -162,14 +162,16 @@ def _train_all(args, base: TrainConfig, device) -> tuple[dict, dict, tuple]:
 
 
 def score_samples(model, schedule, noise: torch.Tensor, *, steps: int, seed: int, reference: torch.Tensor,
-                  floor_fd: float, method: str = "ddpm", progress: bool = True) -> tuple[torch.Tensor, dict]:
+                  floor_fd: float, method: str = "ddpm", progress: bool = True,
+                  variance_type: str = "fixed_small") -> tuple[torch.Tensor, dict]:
     """Sample from ``noise`` with a ``steps``-step chain and score it: (images, {sampling_s, fd, confidence, ...}).
 
     ``floor_fd`` is the real-vs-real FD at the same n, which ``fd_over_real_vs_real`` divides by.
     """
     start = time.perf_counter()
     images = sample(model, schedule, noise.shape, steps=steps, method=method, noise=noise, batch_size=125,
-                    generator=torch.Generator().manual_seed(seed), progress=progress).images
+                    generator=torch.Generator().manual_seed(seed), progress=progress,
+                    variance_type=variance_type).images
     seconds = round(time.perf_counter() - start, 1)
     q = metrics.sample_quality(images, reference=reference)
     return images, {"sampling_s": seconds, "fd": round(q["fd"], 3), "confidence": round(q["confidence"], 4),

@@ -81,6 +81,26 @@ def test_report_recipe_section():
     assert "`preset_wide` 1.51, 0.73, 1.11 (median 1.11)" in text and "ranged from 0.73 to 1.51" in text
     assert "`preset_wide` ran their steps in more time than the budget" in text
     assert "holds only as far as that probe's speed ratio does" in text
+    # a scoring row that retrained the run it reuses says whether it scored the same network, and its time,
+    # the reused row's steps, is not a budget overrun
+    r["rows"]["fixed_large_scoring"] = dict(row, changes=shipped, parent="preset_cosine_no_attention", fd=44.0,
+                                            sampler="ddpm with σ² = β, 100 strided steps", final_loss=0.0262,
+                                            reuses="preset_cosine_no_attention", retrained_alike=True,
+                                            wall_time_s=430.0)
+    r["rows"]["preset_cosine_no_attention"]["final_loss"] = 0.0262
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "| `fixed_large_scoring` | scored with ddpm with σ² = β, 100 strided steps |" in text
+    assert "| 1.10× `preset_cosine_no_attention` |" in text
+    assert "ended at the same loss (0.0262), so it scores the same network" in text
+    assert "the rows compared with it (`fixed_large_scoring`) change the preset as it ships." in text
+    assert "`fixed_large_scoring` ran their steps" not in text
+    r["rows"]["fixed_large_scoring"].update(retrained_alike=False, final_loss=0.0301)
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "ended at another loss (0.0301 against 0.0262)" in text and "the two rows do not compare" in text
+    # it trained its parent's steps, so a slower machine does not put the comparison in doubt
+    assert "`fixed_large_scoring` ran their steps in more time than the budget, this machine running slower" in text
+    assert "they train the same steps as the rows they are compared with, so the comparison holds" in text
+    assert "`preset_wide` ran their steps in more time than the budget: this machine ran slower" in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():

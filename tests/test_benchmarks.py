@@ -6,6 +6,7 @@ prove that the scripts work, so a reader who reruns one gets a result and not a 
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -101,8 +102,9 @@ def test_quality_budget_refuses_an_unknown_recipe_field(run, tmp_path):
 
 def test_cpu_ablation_smoke(run, tmp_path):
     r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--only", "baseline", "no_ema", "ddim_scoring", "min_snr_5",
-            "batch_64", "preset", "preset_cosine")
-    assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5", "batch_64", "preset", "preset_cosine"]
+            "batch_64", "preset", "preset_cosine", "preset_cosine_no_attention", "fixed_large_scoring")
+    assert list(r["rows"]) == ["baseline", "ddim_scoring", "no_ema", "min_snr_5", "batch_64", "preset", "preset_cosine",
+                               "preset_cosine_no_attention", "fixed_large_scoring"]
     rows = r["rows"]
     # the scoring rows reuse the baseline's training: the same steps, only the sampler or the weights differ
     assert rows["no_ema"]["steps"] == rows["ddim_scoring"]["steps"] == rows["baseline"]["steps"] >= 1
@@ -119,6 +121,12 @@ def test_cpu_ablation_smoke(run, tmp_path):
     assert probe == json.loads((tmp_path / "runs" / "batch_64" / "speed_probe.json").read_text())
     assert len(probe["pairs"]) == 1 and probe["ratio"] == probe["pairs"][0]["ratio"] > 0
     assert rows["preset"]["speed_probe"] is None and rows["baseline"]["speed_probe"] is None
+    # the variance row scores the shipped preset's training with σ² = β: the same run, another sampler
+    large, shipped = rows["fixed_large_scoring"], rows["preset_cosine_no_attention"]
+    assert large["reuses"] == large["parent"] == "preset_cosine_no_attention" and "retrained_alike" not in large
+    assert large["steps"] == shipped["steps"] and large["changes"] == shipped["changes"]
+    assert large["sampler"] == "ddpm with σ² = β, 2 strided steps" and shipped["sampler"] == "ddpm, 2 strided steps"
+    assert large["fd"] != shipped["fd"]
     for name, one in rows.items():
         assert math.isfinite(one["fd"]) and 0 <= one["confidence"] <= 1, name
 
@@ -141,6 +149,29 @@ def test_cpu_ablation_speed_probe_alternates_and_takes_the_median(monkeypatch, t
     assert json.loads((tmp_path / "row" / "speed_probe.json").read_text()) == probe
     monkeypatch.setattr(ablation, "measured_rate", lambda *a: pytest.fail("a kept probe was measured again"))
     assert ablation.speed_ratio(row, parent, seed=0, probe_steps=30, rounds=3) == probe
+
+
+@pytest.mark.parametrize("kept,loss,alike", [(True, 0.6, None), (False, 0.5, True), (False, 0.6, False)])
+def test_cpu_ablation_a_retrained_scoring_row_records_whether_it_is_the_same_run(monkeypatch, tmp_path, kept, loss,
+                                                                                  alike):
+    """A scoring row whose reused run folder is gone retrains it; it records whether the retrained run ended at
+    the reused row's loss. A row that found the run kept records nothing."""
+    ablation = bench_module("cpu_ablation")
+    from dnnl.models.ddpm import TrainConfig
+
+    if kept:
+        (tmp_path / "preset_cosine_no_attention").mkdir()
+        (tmp_path / "preset_cosine_no_attention" / ablation.CHECKPOINT_NAME).write_bytes(b"")
+    monkeypatch.setattr(ablation, "train_one", lambda name, config, build: (lambda x, t: x, {"steps": 5, "final_loss": loss}))
+    seen = {}
+    monkeypatch.setattr(ablation, "score_samples",
+                        lambda *a, **k: seen.update(k) or (None, {"fd": 1.0, "fd_over_real_vs_real": 1.0,
+                                                                      "confidence": 0.5}))
+    args = argparse.Namespace(out=str(tmp_path), seed=0, smoke=True, n=2, steps=2, reference=None, calib={"fd": 1.0})
+    rows = {"preset_cosine_no_attention": {"probe_images_per_sec": 100.0, "steps": 5, "final_loss": 0.5}}
+    record = ablation.run_row("fixed_large_scoring", args, TrainConfig.quick(**ablation.BASELINE), rows)
+    assert record.get("retrained_alike") is alike and record["steps"] == 5  # the reused row's steps
+    assert seen["variance_type"] == "fixed_large" and record["sampler"] == "ddpm with σ² = β, 2 strided steps"
 
 
 def test_cpu_ablation_scoring_row_needs_its_training_row(mnist_root, tmp_path):

@@ -80,8 +80,10 @@ def gaussian_eps(x, t):
     return (1 - ab).sqrt() * x / (ab * S**2 + 1 - ab)
 
 
-def chain_gains(taus, method):
-    """Per step, x_prev = a·x + b·z for the exact Gaussian ε; from the paper's formulas, in float64."""
+def chain_gains(taus, method, variance="fixed_small"):
+    """Per step, x_prev = a·x + b·z for the exact Gaussian ε; from the paper's formulas, in float64.
+
+    b² is the chain's β̃ (``fixed_small``) or β (``fixed_large``); the last step adds no noise."""
     ab_all = NoiseSchedule.linear(T).alpha_bars.tolist()
     out = []
     for i, tau in enumerate(taus):
@@ -94,7 +96,9 @@ def chain_gains(taus, method):
         else:
             beta = 1 - ab / ab_p                               # effective β of the strided chain
             a = beta * math.sqrt(ab_p) / (1 - ab) * c + (1 - ab_p) * math.sqrt(1 - beta) / (1 - ab)
-            out.append((a, beta * (1 - ab_p) / (1 - ab)))       # variance β̃ of the step
+            last = i + 1 == len(taus)
+            b2 = beta * (1 - ab_p) / (1 - ab) if variance == "fixed_small" else (0.0 if last else beta)
+            out.append((a, b2))                                 # variance β̃ (or β) of the step
     return out
 
 
@@ -109,6 +113,22 @@ def test_ddpm_sample_variance_matches_closed_form_for_gaussian_data(steps):
     # 16,000 draws: the variance estimate has relative standard error √(2/16000) ≈ 1.1%; allow 5%
     assert abs(x.double().var().item() / var - 1) < 0.05, (x.var().item(), var)
     assert abs(x.double().mean().item()) < 5 * math.sqrt(var / x.numel())
+
+
+@pytest.mark.parametrize("steps", [100, 50, 10])  # at all 1,000 steps the two chains differ by only 1.9 %
+def test_fixed_large_variance_matches_closed_form_for_gaussian_data(steps):
+    """σ² = β of the chain: the samples' variance follows the recursion with β in place of β̃, and it differs
+    from the β̃ chain's by three times the tolerance or more (so the test can tell the two apart)."""
+    taus = timesteps_for(SCHEDULE.T, steps).tolist()
+    var, var_small = 1.0, 1.0
+    for (a, b2), (_, b2_small) in zip(chain_gains(taus, "ddpm", "fixed_large"), chain_gains(taus, "ddpm")):
+        var, var_small = a * a * var + b2, a * a * var_small + b2_small
+    assert var / var_small - 1 > 0.15, (var, var_small)
+    g = torch.Generator().manual_seed(7)
+    x = sample(gaussian_eps, SCHEDULE, (4000, 1, 2, 2), steps=steps, generator=g, clip=False, progress=False,
+               variance_type="fixed_large").images
+    # 16,000 draws: relative standard error of the variance ≈ 1.1%; allow 5%
+    assert abs(x.double().var().item() / var - 1) < 0.05, (x.var().item(), var)
 
 
 @pytest.mark.parametrize("steps", [1000, 20, 3])
@@ -137,6 +157,22 @@ def test_strided_sampler_agrees_step_by_step_with_ddpm_scheduler():
         x = scheduler.step(smooth_eps(x, t.expand(shape[0])), int(t), x, generator=g).prev_sample
         torch.testing.assert_close(states[k + 1], x, atol=0, rtol=0)
     assert labels[-1] == 0
+
+
+def test_fixed_large_sampler_is_the_fixed_large_scheduler_loop():
+    """``variance_type="fixed_large"`` runs the loop DDPMScheduler(variance_type="fixed_large") runs, bit for bit."""
+    shape = (3, 1, 4, 4)
+    x_sample = sample(smooth_eps, SCHEDULE, shape, steps=25, generator=torch.Generator().manual_seed(8),
+                      progress=False, variance_type="fixed_large").images
+    scheduler = DDPMScheduler(num_train_timesteps=T, clip_sample=True, variance_type="fixed_large")
+    scheduler.set_timesteps(25)
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(shape, generator=g)
+    for t in scheduler.timesteps:
+        x = scheduler.step(smooth_eps(x, t.expand(shape[0])), int(t), x, generator=g).prev_sample
+    torch.testing.assert_close(x_sample, x, atol=0, rtol=0)
+    small = sample(smooth_eps, SCHEDULE, shape, steps=25, generator=torch.Generator().manual_seed(8), progress=False)
+    assert (small.images - x_sample).abs().max() > 1e-3  # the default (β̃) is another chain
 
 
 def test_full_chain_is_the_scheduler_loop_and_algorithm_2_at_all_steps():
@@ -287,6 +323,8 @@ def test_batch_size_joins_the_trajectory_along_the_batch():
     ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
     ({"batch_size": True}, TypeError, "batch_size must be an int"),
     ({"batch_size": 1, "noise": torch.zeros(3, 1, 2, 2)}, ValueError, "noise must have shape"),
+    ({"variance_type": "learned"}, ValueError, r"variance_type must be one of \['fixed_small', 'fixed_large'\]"),
+    ({"variance_type": "fixed_large", "method": "ddim"}, ValueError, "variance_type applies to method='ddpm' only"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):
     args = {"model": smooth_eps, "schedule": SCHEDULE, "shape": (2, 1, 2, 2), "progress": False}

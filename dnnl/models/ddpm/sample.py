@@ -29,6 +29,7 @@ from .schedule import NoiseSchedule, _gather, check_schedule, timesteps_for
 __all__ = ["sample", "SampleOutput", "ddim_step"]
 
 METHODS = ("ddpm", "ddim")
+VARIANCES = ("fixed_small", "fixed_large")  # σ² = β̃ or β of the chain, as DDPMScheduler's ``variance_type``
 
 
 @dataclass
@@ -150,12 +151,17 @@ def _eps(model, x: Tensor, t: int) -> Tensor:
     return out.to(x.dtype)
 
 
-def _check_args(model, schedule, shape, steps, generator, method, noise, batch_size):
+def _check_args(model, schedule, shape, steps, generator, method, noise, batch_size, variance_type):
     check_schedule(schedule)
     if not callable(model):
         raise TypeError(f"model must be an nn.Module or a callable eps_fn(x, t) (got {type(model).__name__})")
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)} (got {method!r})")
+    if variance_type not in VARIANCES:
+        raise ValueError(f"variance_type must be one of {list(VARIANCES)} (got {variance_type!r})")
+    if method == "ddim" and variance_type != "fixed_small":
+        raise ValueError(f"variance_type applies to method='ddpm' only: DDIM (η = 0) adds no noise "
+                         f"(got variance_type={variance_type!r} with method='ddim')")
     shape = _check_shape(shape)
     timesteps = timesteps_for(schedule.T, steps)
     _check_generator(generator)
@@ -172,14 +178,15 @@ def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shap
            steps: int | None = None, generator: torch.Generator | None = None, clip: bool = True,
            progress: bool = True, return_trajectory: bool = False, method: str = "ddpm",
            noise: Tensor | None = None, device: torch.device | str | None = None,
-           batch_size: int | None = None) -> SampleOutput:
+           batch_size: int | None = None, variance_type: str = "fixed_small") -> SampleOutput:
     """Draw ``shape[0]`` samples by running the reverse process from x_T ~ N(0, I) (Algorithm 2).
 
     ``model(x, t)`` predicts ε from x and an int64 (B,) ``t``; an ``nn.Module`` runs in eval mode on its
     own device (or ``device``). ``steps`` (default T) visits that many timesteps (:func:`timesteps_for`);
     ``method`` is ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic, η = 0). ``clip`` clamps x̂_0 to
     [−1, 1] at every step. ``noise`` fixes the starting x_T (shape ``shape``), so settings can be compared
-    on the same noise.
+    on the same noise. ``variance_type`` picks the DDPM step's σ² (Eq. @eq-p-sample): ``"fixed_small"``, the
+    chain's β̃, or ``"fixed_large"``, its β (the two bounds of Ho et al., 2020, as diffusers names them).
 
     Returns a :class:`SampleOutput`: ``images`` (x_0), ``timesteps`` and, with ``return_trajectory``,
     ``trajectory``, the states from x_T to x_0 on the CPU, whose paper steps are ``paper_steps``.
@@ -188,12 +195,13 @@ def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shap
     from the same ``generator`` (so the result equals separate calls for the chunks, in order); the
     trajectory states are joined along the batch.
     """
-    shape, timesteps, chunk = _check_args(model, schedule, shape, steps, generator, method, noise, batch_size)
+    shape, timesteps, chunk = _check_args(model, schedule, shape, steps, generator, method, noise, batch_size,
+                                          variance_type)
     clip, progress = _check_flag(clip, "clip"), _check_flag(progress, "progress")
     return_trajectory = _check_flag(return_trajectory, "return_trajectory")
     device, dtype = _device_and_dtype(model, device, noise)
     chain = NoiseSchedule.respaced(schedule, timesteps).to(device)
-    run = _Run(model, chain, timesteps.tolist(), method, clip, generator, return_trajectory, progress)
+    run = _Run(model, chain, timesteps.tolist(), method, clip, generator, return_trajectory, progress, variance_type)
     n = shape[0]
     parts = [run((min(chunk, n - lo), *shape[1:]), None if noise is None else noise[lo:lo + chunk], device, dtype)
              for lo in range(0, n, chunk)]
@@ -215,6 +223,7 @@ class _Run:
     generator: torch.Generator | None
     keep: bool
     progress: bool
+    variance: str = "fixed_small"
 
     def __call__(self, shape, noise, device, dtype) -> tuple[Tensor, list[Tensor]]:
         if noise is None:
@@ -231,7 +240,7 @@ class _Run:
                        leave=False)
             for k, t in enumerate(bar):
                 x, _ = _reverse_step(self.chain, _eps(model, x, t), x, n - 1 - k, ddim=self.method == "ddim",
-                                     clip=self.clip, generator=self.generator)
+                                     clip=self.clip, generator=self.generator, variance=self.variance)
                 if self.keep:
                     states.append(x.cpu())
         finally:
