@@ -61,6 +61,10 @@ def _notebook(source: str):
     return chapter_notebook(path.read_text(encoding="utf-8"), path.stem, solutions=True)
 
 
+def _outputs_text(cells) -> str:
+    return "".join(out.get("text", "") for cell in cells if cell.cell_type == "code" for out in cell.get("outputs", []))
+
+
 def run_one(source: str, record: Path, timeout: int) -> int:
     """Execute one copy in a fresh kernel; write {"ok", "seconds", "threads", "error"} to ``record``."""
     from nbclient import NotebookClient
@@ -69,15 +73,21 @@ def run_one(source: str, record: Path, timeout: int) -> int:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(REPO)}})
     pid_file = record.with_suffix(".pid")  # so that the parent can stop this copy's kernel at the cap
     client.on_notebook_start = lambda **_: pid_file.write_text(str(client.km.provisioner.pid))
+    first_line = record.with_suffix(".threads")  # written as soon as it is printed: a stopped copy has it too
+
+    def note_threads(cell, **_):
+        found = None if first_line.exists() else _THREADS.search(_outputs_text([cell]))
+        if found:
+            first_line.write_text(found.group(0), encoding="utf-8")
+
+    client.on_cell_executed = note_threads
     start, error = time.perf_counter(), None
     try:
         client.execute(env=dict(os.environ))
     except Exception as err:  # noqa: BLE001 - the record says what went wrong
         error = f"{type(err).__name__}: {str(err)[-500:]}"
     seconds = time.perf_counter() - start
-    text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
-                   for out in cell.get("outputs", []))
-    threads = _THREADS.search(text)
+    threads = _THREADS.search(_outputs_text(nb.cells))
     with open(record, "w", encoding="utf-8") as f:  # a note for the parent, not a result
         json.dump({"ok": error is None, "seconds": round(seconds, 1), "error": error,
                    "threads": threads.group(0) if threads else None}, f)
@@ -123,8 +133,9 @@ def run_copies(source: str, n: int, policy: str, cap_s: float, work: Path) -> di
     copies = []
     for i, (proc, record) in enumerate(runs):
         if i not in ends:
-            copies.append({"ok": False, "wall_s": None, "threads": None,
-                           "error": f"still running after {cap_s:g} s; stopped"})
+            first_line = record.with_suffix(".threads")
+            copies.append({"ok": False, "wall_s": None, "error": f"still running after {cap_s:g} s; stopped",
+                           "threads": first_line.read_text(encoding="utf-8") if first_line.is_file() else None})
             continue
         done = json.loads(record.read_text()) if record.is_file() else {"ok": False, "error": "no record written"}
         if not done["ok"]:

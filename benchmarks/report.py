@@ -273,7 +273,8 @@ def section_threads(contention: dict | None, profile: dict | None, loop_cuda: di
         out += [f"Quick-mode executions of `{c['chapter']}` on {c['cpus_usable']} CPUs (`contention.py`): one copy "
                 f"alone on the idle machine, and {c['copies']} started together. Ideal for {c['copies']}: "
                 f"{c['copies']} × the shorter single run = {c['ideal_s']:,.0f} s. Each row gives the threads and wait "
-                "policy the copies reported in their first line.", "",
+                "policy the copies reported in their first line, as `import dnnl` chose them; while `train` and "
+                "`sample` run, a count chosen from the load then moves with it every 2 s.", "",
                 "| run | threads, wait policy | wall time | ratio to the ideal |", "|---|---|---:|---:|"]
         for name, p in c["policies"].items():
             out.append(f"| one copy alone, {names[name]} | {_threads_of([p['single_threads']])} | "

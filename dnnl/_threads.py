@@ -10,6 +10,11 @@ most of their time spinning against each other. So before torch loads, dnnl
   waiting thread then sleeps instead of spinning. On an idle machine nothing changes: every CPU, and
   libgomp's own wait policy (passive waiting costs a single kernel time at every parallel region).
 
+The choice is looked at again while a long loop runs: ``train`` and ``sample`` call :func:`rebalance` once a
+step, which measures the load of the last 2 s and moves torch to one thread per CPU that other work leaves
+free. A kernel that started alone thus gives a CPU back when other kernels start, and takes it again when they
+finish. Only a count dnnl chose from the load is moved.
+
 The CPUs this process may use are its affinity set (``os.sched_getaffinity``), capped by a cgroup CPU
 quota (a container's ``--cpus``). A CPU counts as taken when other work kept it at least 3/4 busy.
 
@@ -26,10 +31,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ThreadChoice", "usable_cpus", "busy_cpus", "choose_threads", "thread_info"]
+__all__ = ["ThreadChoice", "usable_cpus", "busy_cpus", "choose_threads", "rebalance", "thread_info"]
 
 _TAKEN_AT = 0.75  # a CPU at least this busy with other work is not offered to torch
 _MIN_WINDOW_S = 0.2  # how long the load is watched before torch loads
+_RECHECK_S = 2.0  # how long a running loop watches the load before it looks again
 
 
 @dataclass(frozen=True)
@@ -187,21 +193,56 @@ def before_torch(environ=os.environ) -> None:
     _state["torch_was_loaded"] = "torch" in sys.modules
     probe = _Probe() if wanted == "auto" and not environ.get("OMP_NUM_THREADS", "").strip() else None
     cpus = usable_cpus(quota=_cgroup_quota())
-    choice = choose_threads(environ, cpus, probe.busy() if probe else None)
+    busy = probe.busy() if probe else None
+    choice = choose_threads(environ, cpus, busy)
     _state["choice"] = choice
+    _state["from_load"] = busy is not None
     shared = choice.threads is not None and choice.threads < cpus
     if shared and not environ.get("OMP_WAIT_POLICY") and not _state["torch_was_loaded"]:
         environ["OMP_WAIT_POLICY"] = "PASSIVE"  # on a busy machine, a waiting thread must not spin
 
 
 def after_torch() -> ThreadChoice:
-    """Give the chosen count to torch.set_num_threads."""
+    """Give the chosen count to torch.set_num_threads; a count chosen from the load is then kept up to date."""
     import torch
 
     choice = _state["choice"]
     if choice.threads is not None and choice.threads != torch.get_num_threads():
         torch.set_num_threads(choice.threads)
+    _state["moves"] = 0
+    if _state.pop("from_load", False):
+        _state["watch"] = {"probe": _Probe(), "threads": torch.get_num_threads()}
     return choice
+
+
+def rebalance() -> int | None:
+    """Look at the load again (at most every 2 s) and move torch to one thread per CPU other work leaves free.
+
+    ``train`` and ``sample`` call this once a step. It changes only a count dnnl chose from the load: not one
+    set by DNNL_THREADS, OMP_NUM_THREADS, or the user's own torch.set_num_threads (which ends the watching).
+    Returns the new thread count when it moved, else None.
+    """
+    watch = _state.get("watch")
+    if watch is None or time.perf_counter() - watch["probe"].start[0] < _RECHECK_S:
+        return None
+    import torch
+
+    current = torch.get_num_threads()
+    if current != watch["threads"]:  # someone else set the count: theirs stands
+        _state.pop("watch")
+        return None
+    busy = watch["probe"].busy()
+    watch["probe"] = _Probe()
+    if busy is None or watch["probe"].start is None:
+        _state.pop("watch")  # the load can no longer be read
+        return None
+    threads = choose_threads({}, usable_cpus(quota=watch["probe"].quota), busy).threads
+    if threads == current:
+        return None
+    torch.set_num_threads(threads)
+    watch["threads"] = threads
+    _state["moves"] += 1
+    return threads
 
 
 def thread_info() -> str:
@@ -215,4 +256,6 @@ def thread_info() -> str:
         policy_text = "torch was imported before dnnl, so dnnl set no OMP_WAIT_POLICY"
     else:
         policy_text = f"OMP_WAIT_POLICY={policy}" if policy else "OMP_WAIT_POLICY unset"
-    return f"torch threads {torch.get_num_threads()} ({reason}; {policy_text})"
+    moves = _state.get("moves", 0)
+    moved = f"; moved {moves} time(s) since, as the load changed" if moves else ""
+    return f"torch threads {torch.get_num_threads()} ({reason}; {policy_text}{moved})"

@@ -179,3 +179,100 @@ def test_busy_cpus_get_fewer_threads():
 def test_runtime_info_reports_the_threads():
     info = dnnl.runtime_info()
     assert f"torch threads {torch.get_num_threads()} (" in info and "OMP_WAIT_POLICY" in info
+
+
+# ------------------------------------------------------------------ looked at again while a loop runs
+
+class _FakeProbe:
+    """A probe whose window began ``age_s`` ago and saw ``busy`` CPUs of other work."""
+
+    def __init__(self, busy=0.0, age_s=3.0):
+        self.start, self.quota, self._busy = (_threads.time.perf_counter() - age_s, 0.0, 0.0), None, busy
+
+    def busy(self):
+        return self._busy
+
+
+@pytest.fixture
+def watched(monkeypatch):
+    """A count dnnl chose from the load (2 threads of 2 usable CPUs); torch's own count restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(_threads, "_state", {"moves": 0, "watch": {"probe": _FakeProbe(), "threads": 2}})
+    monkeypatch.setattr(_threads, "usable_cpus", lambda quota=None: 2)
+    yield _threads._state
+    torch.set_num_threads(before)
+
+
+def test_rebalance_follows_the_load_both_ways(watched, monkeypatch):
+    watched["watch"]["probe"] = _FakeProbe(busy=1.6)  # another kernel started: a CPU is taken
+    monkeypatch.setattr(_threads, "_Probe", lambda: _FakeProbe(busy=0.1, age_s=0.5))
+    assert _threads.rebalance() == 1 and torch.get_num_threads() == 1
+    assert _threads.rebalance() is None and torch.get_num_threads() == 1  # 0.5 s: too soon to look again
+    monkeypatch.setattr(_threads, "_Probe", lambda: _FakeProbe(busy=0.1))
+    watched["watch"]["probe"] = _FakeProbe(busy=0.1)  # it finished: both CPUs are free again
+    assert _threads.rebalance() == 2 and torch.get_num_threads() == 2
+    assert _threads.rebalance() is None and watched["moves"] == 2
+    assert "; moved 2 time(s) since, as the load changed)" in _threads.thread_info()
+
+
+def test_a_count_set_by_the_user_ends_the_watching(watched, monkeypatch):
+    monkeypatch.setattr(_threads, "_Probe", lambda: _FakeProbe(busy=1.6))
+    watched["watch"]["probe"] = _FakeProbe(busy=1.6)
+    torch.set_num_threads(1)  # the reader's own choice
+    assert _threads.rebalance() is None and "watch" not in watched
+    torch.set_num_threads(2)
+    assert _threads.rebalance() is None and torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("env", [{"DNNL_THREADS": "2"}, {"DNNL_THREADS": "torch"}, {"OMP_NUM_THREADS": "2"}])
+def test_a_count_not_chosen_from_the_load_is_not_watched(env):
+    clean = {k: v for k, v in os.environ.items() if k not in ("DNNL_THREADS", "OMP_NUM_THREADS")}
+    code = "import dnnl; from dnnl import _threads; print('watched' if 'watch' in _threads._state else 'left')"
+    for extra, expected in ((env, "left"), ({}, "watched")):
+        out = subprocess.run([sys.executable, "-c", code], env={**clean, **extra}, capture_output=True, text=True,
+                             timeout=300)
+        assert out.returncode == 0 and out.stdout.strip() == expected, (extra, out.stdout, out.stderr)
+
+
+_SAMPLE_WHILE_OTHERS_RUN = textwrap.dedent("""\
+    import subprocess, sys, time
+    import dnnl, torch
+    from dnnl.models import ddpm
+
+    def busy_model(x, t):  # 10 ms of work a step, however slow the machine is made
+        end, a = time.perf_counter() + 0.01, torch.randn(128, 128)
+        while time.perf_counter() < end:
+            a = torch.tanh(a @ a)
+        return torch.zeros_like(x)
+
+    def run():
+        ddpm.sample(busy_model, ddpm.NoiseSchedule.linear(1000), (1, 1, 4, 4), steps=450, progress=False)
+        return torch.get_num_threads()
+
+    print("alone", torch.get_num_threads())
+    others = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range({cpus})]
+    try:
+        print("shared", run())
+    finally:
+        for p in others:
+            p.kill()
+            p.wait()
+    print("alone-again", run())
+    print(dnnl.runtime_info())
+    """)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs /proc/stat and at least 2 CPUs")
+def test_sampling_gives_cpus_back_while_other_work_runs_and_takes_them_again():
+    """The case the first look misses: a kernel that started on an idle machine, then found others there."""
+    cpus = len(os.sched_getaffinity(0))
+    clean = {k: v for k, v in os.environ.items() if k not in ("DNNL_THREADS", "OMP_NUM_THREADS", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", _SAMPLE_WHILE_OTHERS_RUN.format(cpus=cpus)], env=clean,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    if f"alone {cpus}\n" not in out.stdout:
+        pytest.skip(f"other work was running when the test started: {out.stdout.splitlines()[0]}")
+    assert "shared 1\n" in out.stdout and f"alone-again {cpus}\n" in out.stdout, out.stdout
+    assert "moved 2 time(s) since, as the load changed" in out.stdout

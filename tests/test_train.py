@@ -75,6 +75,14 @@ def test_ema_update_is_a_convex_combination():
         assert torch.allclose(e, 0.75 * b + 0.25 * p)
 
 
+def test_training_on_the_cpu_looks_at_the_load_once_a_step(mnist_root, tmp_path, monkeypatch):
+    """So that kernels which all started on an idle machine give CPUs back to each other (dnnl/_threads.py)."""
+    looks = []
+    monkeypatch.setattr(importlib.import_module("dnnl.models.ddpm.train"), "rebalance", lambda: looks.append(1))
+    train(tiny(mnist_root, tmp_path, steps=3, checkpoint_every=3), progress=False)
+    assert len(looks) == 3
+
+
 def test_checkpoint_loads_weights_only_with_everything_needed(mnist_root, tmp_path):
     config = tiny(mnist_root, tmp_path, steps=3, checkpoint_every=3)
     result = train(config, progress=False)

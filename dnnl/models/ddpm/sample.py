@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ... import resolve_device
+from ..._threads import rebalance
 from ._rng import _check_generator, randn_like
 from ._validate import check_device, check_int, check_same_shape, check_t, check_tensor
 from .diffusion import _predict_x0, _q_posterior
@@ -243,6 +244,8 @@ class _Run:
                                      clip=self.clip, generator=self.generator, variance=self.variance)
                 if self.keep:
                     states.append(x.cpu())
+                if x.device.type == "cpu":
+                    rebalance()  # other kernels may have started or finished on this CPU
         finally:
             if was_training:
                 model.train()

@@ -32,6 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ... import get_device, set_seed
+from ..._threads import rebalance
 from ._env import NO_SCALER, distributed, precision, stop_on_signals
 from ._validate import check_float, check_int
 from .batches import DeviceBatches
@@ -337,6 +338,8 @@ class _Run:
                 self.step += 1
                 self.pending.append(loss)
                 self.after_step(bar, start_step)
+                if not self.cuda:
+                    rebalance()  # other kernels may have started or finished on this CPU
                 if self.step < config.steps and self.stop_requested(stop, self.step % config.log_every == 0):
                     self.interrupt(stop)
         wall = time.perf_counter() - self.t0
