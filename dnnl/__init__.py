@@ -2,7 +2,8 @@
 
 Helpers shared by every chapter: seeding, device choice, and the quick/full mode.
 Importing dnnl first (the setup cell of every chapter does) also picks torch's thread count for the CPUs
-that are free and, on a busy machine, sets ``OMP_WAIT_POLICY=PASSIVE`` before torch loads (``_threads.py``;
+that are free (looked at again while train and sample run) and, on a busy machine, sets
+``OMP_WAIT_POLICY=PASSIVE`` before torch loads (``_threads.py``;
 ``DNNL_THREADS``).
 """
 from __future__ import annotations

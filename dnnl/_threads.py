@@ -1,4 +1,4 @@
-"""How many threads torch uses: chosen once, when ``import dnnl`` runs, so that many kernels share few cores.
+"""How many threads torch uses: chosen at ``import dnnl``, then kept to the load, so many kernels share few cores.
 
 Left alone, every Python kernel that imports torch starts one OpenMP thread per core, and the threads spin
 while they wait for work. One kernel on an idle machine gains from that; four kernels on two cores spend
