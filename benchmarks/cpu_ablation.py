@@ -59,6 +59,8 @@ class Row(NamedTuple):
 
 
 _PRESET = {"batch_size": 64, "min_snr_gamma": 5.0}  # what the quick preset adopted from the first block
+_SHIPS = {**_PRESET, "schedule": "cosine", "attention": False}  # the quick preset as it ships
+_SHIPS_AS = "preset_cosine_no_attention"  # ... and the row that measured it
 VARIANTS: dict[str, Row] = {
     # first block: one change each to the quick preset as it was (batch 128, L_simple)
     "baseline": Row({}, parent=None),
@@ -85,14 +87,14 @@ VARIANTS: dict[str, Row] = {
     "preset_cosine_no_attention_seed_1": Row({**_PRESET, "schedule": "cosine", "attention": False, "seed": 1},
                                              parent="preset_cosine_seed_1"),
     # the preset as it ships, trained on L_simple: does min-SNR-5, adopted on the linear schedule, still pay?
-    "preset_cosine_no_attention_l_simple": Row({**_PRESET, "schedule": "cosine", "attention": False,
-                                                "min_snr_gamma": None}, parent="preset_cosine_no_attention"),
-    "preset_cosine_no_attention_min_snr_2": Row({**_PRESET, "schedule": "cosine", "attention": False,
-                                                 "min_snr_gamma": 2.0}, parent="preset_cosine_no_attention"),
+    "preset_cosine_no_attention_l_simple": Row({**_SHIPS, "min_snr_gamma": None}, parent=_SHIPS_AS),
+    "preset_cosine_no_attention_min_snr_2": Row({**_SHIPS, "min_snr_gamma": 2.0}, parent=_SHIPS_AS),
     # the network that ships, scored with the larger of the two fixed variances, σ² = β
-    "fixed_large_scoring": Row({**_PRESET, "schedule": "cosine", "attention": False},
-                               reuses="preset_cosine_no_attention", parent="preset_cosine_no_attention",
-                               variance="fixed_large"),
+    "fixed_large_scoring": Row(_SHIPS, reuses=_SHIPS_AS, parent=_SHIPS_AS, variance="fixed_large"),
+    # width against depth for the preset as it ships, each for the same wall time, and a lower learning rate
+    "preset_cosine_no_attention_wide": Row({**_SHIPS, "channels": [24, 48, 96]}, parent=_SHIPS_AS),
+    "preset_cosine_no_attention_deep": Row({**_SHIPS, "num_res_blocks": 2}, parent=_SHIPS_AS),
+    "preset_cosine_no_attention_lr_1e-3": Row({**_SHIPS, "lr": 1e-3}, parent=_SHIPS_AS),
 }
 OUT_NAME = "cpu_ablation.json"
 # the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule, no attention): the rows'

@@ -173,3 +173,22 @@ def test_the_quick_preset_as_it_ships_was_measured_by_an_ablation_row():
     _report_quality = bench_module("_report_quality")
     ablation = json.loads((ROOT / "benchmarks" / "results" / "cpu_ablation.json").read_text())
     assert _report_quality._ships(ablation) is not None, "no cpu_ablation row trains the quick preset as it ships"
+
+
+def test_the_book_time_section_names_pages_its_record_lacks():
+    """A record made before the book gained pages must not be reported as the time of every page."""
+    report = bench_module("report")
+    record = {"pages_seconds": {"index": 2.0, "01-forward": 11.0}, "total_minutes": 0.2, "target_minutes": 10,
+              "mode": "quick", "machine": "m", "date": "d", "command": "c"}
+    text = "\n".join(report.section_book(record, ["index", "01-forward", "06-ddim"]))
+    assert "Not measured: 06-ddim" in text and "Every page" not in text and "minutes** in all" not in text
+    text = "\n".join(report.section_book(record, ["index", "01-forward"]))
+    assert "Every page in quick: **0.2 minutes** in all" in text and "Not measured" not in text
+
+
+def test_the_book_time_record_covers_every_page_of_the_book():
+    """book_time.json is rerun when a page is added: the README's book time is then the whole book's."""
+    report = bench_module("report")
+    record = json.loads((ROOT / "benchmarks" / "results" / "book_time.json").read_text())
+    lacking = [p for p in report.book_pages() if p not in record["pages_seconds"]]
+    assert not lacking, f"book_time.json lacks {lacking}: rerun python benchmarks/book_time.py"
