@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _machine import machine, provenance, save_result  # noqa: E402  (benchmarks/_machine.py)
-from booktools import book_references, chapter_notebook, chapter_paths, run_notebook  # noqa: E402
+from booktools import book_references, chapter_notebook, page_paths, run_notebook  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -30,12 +30,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
     args = parser.parse_args(argv)
     print(machine(), flush=True)
-    sources = [REPO / "index.qmd", *chapter_paths(REPO)]
+    sources = page_paths(REPO)
     if args.only:
         sources = [p for p in sources if p.stem in args.only]
         if not sources:
-            raise SystemExit(f"--only names no page; pages are: index, "
-                             f"{', '.join(p.stem for p in chapter_paths(REPO))}")
+            raise SystemExit(f"--only names no page; pages are: {', '.join(p.stem for p in page_paths(REPO))}")
     refs = book_references(REPO)
     pages = {}
     with tempfile.TemporaryDirectory() as out:

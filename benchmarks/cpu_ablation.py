@@ -83,9 +83,8 @@ VARIANTS: dict[str, Row] = {
     "preset_seed_1": Row({**_PRESET, "seed": 1}, parent="preset"),
     "preset_cosine_seed_1": Row({**_PRESET, "schedule": "cosine", "seed": 1}, parent="preset_seed_1"),
     "preset_cosine_T_500": Row({**_PRESET, "schedule": "cosine", "T": 500}, parent="preset_cosine"),
-    "preset_cosine_no_attention": Row({**_PRESET, "schedule": "cosine", "attention": False}, parent="preset_cosine"),
-    "preset_cosine_no_attention_seed_1": Row({**_PRESET, "schedule": "cosine", "attention": False, "seed": 1},
-                                             parent="preset_cosine_seed_1"),
+    _SHIPS_AS: Row(_SHIPS, parent="preset_cosine"),
+    "preset_cosine_no_attention_seed_1": Row({**_SHIPS, "seed": 1}, parent="preset_cosine_seed_1"),
     # the preset as it ships, trained on L_simple: does min-SNR-5, adopted on the linear schedule, still pay?
     "preset_cosine_no_attention_l_simple": Row({**_SHIPS, "min_snr_gamma": None}, parent=_SHIPS_AS),
     "preset_cosine_no_attention_min_snr_2": Row({**_SHIPS, "min_snr_gamma": 2.0}, parent=_SHIPS_AS),

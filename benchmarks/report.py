@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 README = REPO / "README.md"
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+sys.path.insert(0, str(REPO))  # booktools, from the checkout
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from _fmt import _mark, _missing, _pct, _provenance  # noqa: E402
 from _report_quality import section_quality, section_recipe  # noqa: E402
+from booktools import page_paths  # noqa: E402
 
 
 def _load(name: str) -> dict | None:
@@ -168,8 +170,8 @@ def section_gpu(throughput: dict | None, full: dict | None, sampling: dict | Non
 
 
 def book_pages() -> list[str]:
-    """The pages ``book_time.py`` executes: the preface and every ``book/*.qmd``."""
-    return ["index", *(p.stem for p in sorted((REPO / "book").glob("*.qmd")))]
+    """The pages ``book_time.py`` executes (``booktools.page_paths``), by name."""
+    return [p.stem for p in page_paths(REPO)]
 
 
 def section_book(r: dict | None, pages: list[str] | None = None) -> list[str]:

@@ -18,11 +18,11 @@ from .crossref import References, book_references, resolve_references
 from .markdown import notebook_markdown, plain_claims
 from .notebooks import (BEGIN, END, build_notebooks, chapter_notebook, solution_source, split_options,
                         student_source)
-from .paths import chapter_numbers, chapter_paths, page_title, repo_root, repo_url
+from .paths import chapter_numbers, chapter_paths, page_paths, page_title, repo_root, repo_url
 
 __all__ = [
     "STUB_MESSAGE", "run_notebook", "badge_markdown", "colab_url", "setup_cell_source", "sync_sources",
     "References", "book_references", "resolve_references", "notebook_markdown", "plain_claims",
     "BEGIN", "END", "build_notebooks", "chapter_notebook", "solution_source", "split_options", "student_source",
-    "chapter_numbers", "chapter_paths", "page_title", "repo_root", "repo_url",
+    "chapter_numbers", "chapter_paths", "page_paths", "page_title", "repo_root", "repo_url",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["repo_root", "repo_url", "chapter_paths", "is_numbered_chapter", "front_matter",
+__all__ = ["repo_root", "repo_url", "chapter_paths", "page_paths", "is_numbered_chapter", "front_matter",
            "page_title", "is_unnumbered", "chapter_numbers"]
 
 _CHAPTER_RE = re.compile(r"^\d\d-.+\.qmd$")
@@ -42,6 +42,11 @@ def repo_url(root: str | Path | None = None) -> str:
 def chapter_paths(root: str | Path | None = None) -> list[Path]:
     """Every ``book/*.qmd`` (chapters and the teacher's page), sorted by name."""
     return sorted((repo_root(root) / "book").glob("*.qmd"))
+
+
+def page_paths(root: str | Path | None = None) -> list[Path]:
+    """Every page of the book: the preface ``index.qmd``, then :func:`chapter_paths`."""
+    return [repo_root(root) / "index.qmd", *chapter_paths(root)]
 
 
 def is_numbered_chapter(path: Path) -> bool:

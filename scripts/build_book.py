@@ -41,7 +41,7 @@ def _fallback(solutions: bool, only: list[str], timeout: int) -> int:
     from nbconvert import HTMLExporter
 
     import dnnl
-    from booktools import (book_references, build_notebooks, chapter_notebook, chapter_paths,
+    from booktools import (book_references, build_notebooks, chapter_notebook, page_paths,
                            run_notebook)
 
     changed = build_notebooks(ROOT)
@@ -52,7 +52,7 @@ def _fallback(solutions: bool, only: list[str], timeout: int) -> int:
     out_dir = ROOT / ("_book_html-solutions" if solutions else "_book_html")
     out_dir.mkdir(exist_ok=True)
     exporter = HTMLExporter(template_name="lab")
-    sources = [ROOT / "index.qmd", *chapter_paths(ROOT)]
+    sources = page_paths(ROOT)
     if only:
         sources = [p for p in sources if p.stem in only]
     pages = []

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from booktools import chapter_paths, split_options
+from booktools import chapter_paths, page_paths, split_options
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [ROOT / "index.qmd", *chapter_paths(ROOT)]
+SOURCES = page_paths(ROOT)
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
 MAX_CODE_LINE = 88
 _CHUNK = re.compile(r"^```\{python\}[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
