@@ -227,8 +227,8 @@ def _reuse_notes(rows: dict) -> list[str]:
     return [line for note in notes for line in ("", note)]
 
 
-def section_recipe(ablation: dict | None) -> list[str]:
-    """What each lever bought at a fixed training time (``cpu_ablation.py``)."""
+def section_recipe(ablation: dict | None, longer: tuple[dict, ...] = ()) -> list[str]:
+    """What each lever bought at a fixed training time (``cpu_ablation.py``), then any series of a longer budget."""
     out = ["### What each training lever buys (CPU)", ""]
     if ablation is None:
         return out + _missing("cpu_ablation.py")
@@ -249,9 +249,29 @@ def section_recipe(ablation: dict | None) -> list[str]:
             f"ratio (the median of three pairs of probes where the notes list them; the training column shows "
             f"the real time). Then each draws "
             f"{ablation['n_samples']:,} samples from the same starting noise with {ablation['sampling_steps']} "
-            f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", "",
-            "| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",
-            "|---|---|---:|---:|---:|---:|---:|---:|"]
+            f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", ""]
+    out += _recipe_table(ablation, ships)
+    for series in longer:
+        out += _longer_intro(series) + _recipe_table(series, _ships(series))
+    return out
+
+
+def _longer_intro(series: dict) -> list[str]:
+    """The paragraph before a series of another budget, which starts from a row of the 5-minute table."""
+    start = series.get("start", "baseline")
+    what = ", the quick preset as it ships," if start == _ships(series) else ","
+    return [f"**{series['minutes']:g} minutes a row**: the same measurement over a longer run, starting from "
+            f"`{start}`{what} whose steps come from a short speed probe, as the baseline's do above; each other "
+            f"row changes one thing in it and gets its steps as above. {series['n_samples']:,} samples each, "
+            f"{series['sampling_steps']} strided steps; real-vs-real FD at that n: "
+            f"{series['real_vs_real']['fd']:.2f}.", ""]
+
+
+def _recipe_table(ablation: dict, ships: str | None) -> list[str]:
+    """One series' table, its notes and where and when it ran."""
+    rows = ablation["rows"]
+    out = ["| row | change | steps × batch | training | FD | × real-vs-real | confident | FD vs |",
+           "|---|---|---:|---:|---:|---:|---:|---:|"]
     out += [_recipe_row(name, r, rows, ships) for name, r in rows.items()]
     out += _ema_notes(rows) + _reuse_notes(rows)
     out += _seed_and_speed_notes(ablation)

@@ -2,6 +2,8 @@
 
     python benchmarks/cpu_ablation.py --minutes 5                      # every row, 5 minutes of training each
     python benchmarks/cpu_ablation.py --minutes 5 --only batch_64      # one row (the others are kept)
+    python benchmarks/cpu_ablation.py --minutes 14 --from preset_cosine_no_attention \
+        --only preset_cosine_no_attention preset_cosine_no_attention_deep   # a longer budget, from the preset
     python benchmarks/cpu_ablation.py --smoke                          # tiny sizes: proves the script runs
 
 Every row trains the quick preset's network with ``dnnl.models.ddpm.train`` for the same wall time on this
@@ -20,8 +22,10 @@ row's network with the DDPM step's larger variance, σ² = β instead of β̃. A
 weights and batches (the scoring noise stays), to show how far one seed's differences hold. Runs resume from
 ``runs/ablation/<minutes>m/<row>/``; a scoring row whose run folder is gone retrains it and records whether it
 ended at the reused row's loss (``retrained_alike``).
-Results merge into benchmarks/results/cpu_ablation.json, one row per name with its own date and load, saved
-after each row, so rows can be measured one at a time.
+Results merge into benchmarks/results/cpu_ablation.json (5 minutes a row; another budget has a file of its
+own, ``cpu_ablation_<minutes>min.json``), one row per name with its own date and load, saved after each row,
+so rows can be measured one at a time. ``--from ROW`` starts a series at ROW instead of the baseline: its steps
+come from a probe, as the baseline's do, so a longer budget need not retrain the rows that led to the preset.
 """
 from __future__ import annotations
 
@@ -95,7 +99,14 @@ VARIANTS: dict[str, Row] = {
     "preset_cosine_no_attention_deep": Row({**_SHIPS, "num_res_blocks": 2}, parent=_SHIPS_AS),
     "preset_cosine_no_attention_lr_1e-3": Row({**_SHIPS, "lr": 1e-3}, parent=_SHIPS_AS),
 }
-OUT_NAME = "cpu_ablation.json"
+DEFAULT_MINUTES = 5.0
+
+
+def out_name(minutes: float) -> str:
+    """The results file of a budget: the 5-minute series in cpu_ablation.json, another beside it."""
+    return "cpu_ablation.json" if minutes == DEFAULT_MINUTES else f"cpu_ablation_{minutes:g}min.json"
+
+
 # the quick preset before the levers it adopted (batch 64, min-SNR-5, the cosine schedule, no attention): the rows'
 # common start
 BASELINE = {"batch_size": 128, "min_snr_gamma": None, "schedule": "linear", "attention": True}
@@ -124,7 +135,7 @@ def _budget_steps(name: str, args, base: TrainConfig, config: TrainConfig, rows:
     (``speed_ratio``), and its steps scale with the speed ratio.
     """
     row, probe_steps = VARIANTS[name], 3 if args.smoke else 30
-    if row.parent is None:
+    if row.parent is None or name == args.start:
         rate = measured_rate(config, _build(config, args.seed), probe_steps)
         return rate, max(1, int(args.minutes * 60 * rate / config.batch_size)), None
     ref_name = row.reuses or row.parent
@@ -180,7 +191,7 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
     sampler = row.sampler + (" with σ² = β" if row.variance == "fixed_large" else "")
     record.update(changes=row.changes, sampler=f"{sampler}, {args.steps} strided steps", weights=row.weights,
                   probe_images_per_sec=round(rate, 1), **scores, load_before=round(load, 2), reuses=row.reuses,
-                  parent=row.parent, speed_probe=probe,
+                  parent=None if name == args.start else row.parent, speed_probe=probe,
                   ema_decay_at_end=round(ema_decay_at(steps, config.ema_decay), 5),
                   **provenance())
     print(f"{name}: FD {record['fd']} ({record['fd_over_real_vs_real']}x real), "
@@ -190,7 +201,9 @@ def run_row(name: str, args, base: TrainConfig, rows: dict) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=5.0, help="training wall time of every row")
+    parser.add_argument("--minutes", type=float, default=DEFAULT_MINUTES, help="training wall time of every row")
+    parser.add_argument("--from", dest="start", choices=list(VARIANTS), default="baseline",
+                        help="the row the series starts from: its steps come from a speed probe (default: baseline)")
     parser.add_argument("--only", nargs="+", choices=list(VARIANTS), default=None, help="rows to (re)measure")
     parser.add_argument("--n", type=int, default=1000, help="samples per row")
     parser.add_argument("--steps", type=int, default=100, help="strided sampling steps")
@@ -199,6 +212,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--root", default=None, help="MNIST folder (default: $DNNL_DATA, then the cache)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: proves the script runs, measures nothing")
     args = parser.parse_args(argv)
+    stray = [n for n in args.only or [] if not descends(n, args.start)]
+    if stray:
+        parser.error(f"--only {' '.join(stray)}: not compared, one change at a time, with --from {args.start}")
     if dnnl.get_device().type != "cpu":
         parser.error("this ablation is for the CPU; on a GPU use quality_budget.py --minutes")
     print(machine(), flush=True)
@@ -210,25 +226,34 @@ def main(argv=None) -> dict:
         args.n, args.steps, args.minutes = min(args.n, 16), min(args.steps, 2), min(args.minutes, 0.02)
     args.reference = mnist_tensors("test", root=args.root)[0]
     args.calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
-    old = {} if args.smoke or not (RESULTS / OUT_NAME).exists() else json.loads((RESULTS / OUT_NAME).read_text())
-    same = (old.get("minutes"), old.get("n_samples"), old.get("sampling_steps")) == (args.minutes, args.n, args.steps)
-    rows = dict(old.get("rows", {})) if same else {}
-    for name in args.only or list(VARIANTS):
+    out = out_name(args.minutes)
+    old = {} if args.smoke or not (RESULTS / out).exists() else json.loads((RESULTS / out).read_text())
+    kept = (old.get("minutes"), old.get("n_samples"), old.get("sampling_steps"), old.get("start", "baseline"))
+    rows = dict(old.get("rows", {})) if kept == (args.minutes, args.n, args.steps, args.start) else {}
+    for name in args.only or [n for n in VARIANTS if descends(n, args.start)]:
         rows[name] = run_row(name, args, base, rows)
         result = _result(args, base, rows)  # saved after every row: an interrupted series keeps what it measured
-        save_result(OUT_NAME, result, write=not args.smoke, echo=False)
-    return save_result(OUT_NAME, result, write=not args.smoke)
+        save_result(out, result, write=not args.smoke, echo=False)
+    return save_result(out, result, write=not args.smoke)
+
+
+def descends(name: str, start: str) -> bool:
+    """Whether a row is ``start`` or is compared, one change at a time, with a row that descends from it."""
+    while name is not None and name != start:
+        name = VARIANTS[name].parent
+    return name == start
 
 
 def _result(args, base: TrainConfig, rows: dict) -> dict:
     return {
-        "minutes": args.minutes, "n_samples": args.n, "sampling_steps": args.steps,
+        "minutes": args.minutes, "n_samples": args.n, "sampling_steps": args.steps, "start": args.start,
         "preset": {k: v for k, v in base.to_dict().items() if k in RECORDED},
         "real_vs_real": {"fd": round(args.calib["fd"], 3), "confidence": round(args.calib["confidence"], 4),
                          "n": args.n},
         "rows": {name: rows[name] for name in VARIANTS if name in rows},
         "smoke": args.smoke,
-        "command": f"python benchmarks/cpu_ablation.py --minutes {args.minutes:g}",
+        "command": f"python benchmarks/cpu_ablation.py --minutes {args.minutes:g}"
+                   + ("" if args.start == "baseline" else f" --from {args.start}"),
         **provenance(),
     }
 

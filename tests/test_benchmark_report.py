@@ -103,6 +103,33 @@ def test_report_recipe_section():
     assert "`preset_wide` ran their steps in more time than the budget: this machine ran slower" in text
 
 
+def test_report_recipe_section_adds_a_longer_series_after_the_five_minute_table():
+    """A series of another budget gets its own table after the 5-minute one; its first row is the reference."""
+    _report_quality = bench_module("_report_quality")
+    preset = {"channels": [16, 32, 64], "batch_size": 128, "min_snr_gamma": None, "lr": 0.002, "ema_decay": 0.999,
+              "schedule": "linear", "attention": True}
+    row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=544, batch_size=128, fd=100.0,
+               wall_time_s=297.0, fd_over_real_vs_real=12.6, confidence=0.5, date="2026-12-01 19:31 UTC")
+    five = {"preset": preset, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92},
+            "machine": "m", "command": "c5", "rows": {"baseline": row}}
+    ships = {"batch_size": 64, "min_snr_gamma": 5.0, "schedule": "cosine", "attention": False}
+    longer = {**five, "minutes": 14, "start": "preset_cosine_no_attention", "command": "c14",
+              "rows": {"preset_cosine_no_attention": dict(row, changes=ships, parent=None, steps=7000,
+                                                          batch_size=64, wall_time_s=840.0, fd=18.0),
+                       "preset_cosine_no_attention_deep": dict(row, changes={**ships, "num_res_blocks": 2},
+                                                               parent="preset_cosine_no_attention", steps=4700,
+                                                               batch_size=64, wall_time_s=850.0, fd=16.2)}}
+    text = "\n".join(_report_quality.section_recipe(five, (longer,)))
+    assert text.index("Rerun: `c5`") < text.index("**14 minutes a row**") < text.index("Rerun: `c14`")
+    assert "starting from `preset_cosine_no_attention`, the quick preset as it ships, whose steps" in text
+    assert ("| `preset_cosine_no_attention` (**ships**) | batch_size = 64, min_snr_gamma = 5.0, schedule = cosine, "
+            "attention = False | 7,000 × 64 | 14.0 min | 18.00 |") in text
+    assert "| `preset_cosine_no_attention_deep` | num_res_blocks = 2 | 4,700 × 64 |" in text
+    assert "| 0.90× `preset_cosine_no_attention` |" in text and text.count("| reference |") == 2
+    # its rows are timed against its own budget, not the five minutes of the first table
+    assert "ran their steps in more time than the budget" not in text
+
+
 def test_report_quality_section_marks_the_cpu_goals():
     _report_quality = bench_module("_report_quality")
     one = dict(steps=3200, batch_size=64, wall_time_s=870.0, fd=14.0, confidence=0.86, fd_over_real_vs_real=1.77,

@@ -167,7 +167,8 @@ def test_cpu_ablation_a_retrained_scoring_row_records_whether_it_is_the_same_run
     monkeypatch.setattr(ablation, "score_samples",
                         lambda *a, **k: seen.update(k) or (None, {"fd": 1.0, "fd_over_real_vs_real": 1.0,
                                                                       "confidence": 0.5}))
-    args = argparse.Namespace(out=str(tmp_path), seed=0, smoke=True, n=2, steps=2, reference=None, calib={"fd": 1.0})
+    args = argparse.Namespace(out=str(tmp_path), seed=0, smoke=True, n=2, steps=2, reference=None, calib={"fd": 1.0},
+                              start="baseline")
     rows = {"preset_cosine_no_attention": {"probe_images_per_sec": 100.0, "steps": 5, "final_loss": 0.5}}
     record = ablation.run_row("fixed_large_scoring", args, TrainConfig.quick(**ablation.BASELINE), rows)
     assert record.get("retrained_alike") is alike and record["steps"] == 5  # the reused row's steps
@@ -179,6 +180,30 @@ def test_cpu_ablation_scoring_row_needs_its_training_row(mnist_root, tmp_path):
                            str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "MPLBACKEND": "Agg", "DNNL_DATA": str(mnist_root)})
     assert proc.returncode != 0 and "measure 'baseline' first" in proc.stderr
+
+
+def test_cpu_ablation_a_series_can_start_from_the_shipped_row(run, tmp_path):
+    """A longer budget starts at the preset as it ships: that row is probed as the baseline is, and the rows
+    compared with it keep their one change; such a series is kept in a file of its own."""
+    ships, deep = "preset_cosine_no_attention", "preset_cosine_no_attention_deep"
+    r = run("cpu_ablation.py", "--smoke", "--out", "runs", "--from", ships, "--only", ships, deep)
+    assert list(r["rows"]) == [ships, deep] and r["start"] == ships
+    assert r["command"].endswith(f"--from {ships}")
+    assert r["rows"][ships]["parent"] is None and r["rows"][ships]["speed_probe"] is None
+    assert r["rows"][deep]["parent"] == ships and r["rows"][deep]["speed_probe"]["ratio"] > 0
+    ablation = bench_module("cpu_ablation")
+    assert ablation.out_name(5) == "cpu_ablation.json" and ablation.out_name(14) == "cpu_ablation_14min.json"
+    assert [n for n in ablation.VARIANTS if ablation.descends(n, ships)][:1] == [ships]
+    assert not ablation.descends("preset", ships) and ablation.descends(deep, "baseline")
+
+
+def test_cpu_ablation_refuses_a_row_outside_the_series(mnist_root, tmp_path):
+    proc = subprocess.run([sys.executable, str(BENCH / "cpu_ablation.py"), "--smoke", "--from",
+                           "preset_cosine_no_attention", "--only", "preset", "--out", str(tmp_path / "runs")],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "MPLBACKEND": "Agg", "DNNL_DATA": str(mnist_root)})
+    assert proc.returncode == 2
+    assert "--only preset: not compared, one change at a time, with --from preset_cosine_no_attention" in proc.stderr
 
 
 def test_sampling_speed_smoke(run):
