@@ -182,10 +182,14 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
                           for n, p in probed.items())
         spread = [q["ratio"] for p in probed.values() for q in p["pairs"]]
         lengths = "/".join(str(n) for n in sorted({p["probe_steps"] for p in probed.values()}))
+        cost = {"batch_size", "channels", "num_res_blocks", "attention"}
+        one_pair = [n for n, r in rows.items() if n not in probed and not r.get("reuses")
+                    and set(_diff(r, _parent(n, r, rows)[1])) & cost and _parent(n, r, rows)[1] is not None]
         notes.append(f"Speed probes, the row's images/s over its parent's in each pair of back-to-back probes: "
                      f"{pairs}. Single pairs ranged from {min(spread):.2f} to {max(spread):.2f}: "
                      f"a {lengths}-step probe on this machine is that noisy, which is why the median of three "
-                     f"sets the steps; the other rows that change a step's cost were set from one pair.")
+                     f"sets the steps" + ("; the other rows that change a step's cost were set from one pair."
+                                          if one_pair else "."))
     budget = 60 * ablation["minutes"]
     ticks = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
     timed = {n: r for n, r in rows.items() if not r.get("retrained_alike")}  # a retrained reuse: its row's steps

@@ -128,6 +128,12 @@ def test_report_recipe_section_adds_a_longer_series_after_the_five_minute_table(
     assert "| 0.90× `preset_cosine_no_attention` |" in text and text.count("| reference |") == 2
     # its rows are timed against its own budget, not the five minutes of the first table
     assert "ran their steps in more time than the budget" not in text
+    # a series whose every change of cost was set by three probe pairs does not speak of rows set from one
+    pairs = [{"parent": 100.0, "row": 66.0, "ratio": 0.66}] * 3
+    longer["rows"]["preset_cosine_no_attention_deep"]["speed_probe"] = {"ratio": 0.66, "probe_steps": 30,
+                                                                        "pairs": pairs}
+    text = "\n".join(_report_quality.section_recipe(five, (longer,)))
+    assert "which is why the median of three sets the steps." in text and "set from one pair" not in text
 
 
 def test_report_quality_section_marks_the_cpu_goals():
