@@ -167,6 +167,13 @@ def _ema_notes(rows: dict) -> list[str]:
     return [line for note in notes for line in ("", note)]
 
 
+def _copied(name: str, r: dict, rows: dict) -> bool:
+    """Whether a row trains its parent's steps, set by no probe of its own (a cost-free change, or a reuse)."""
+    parent = _parent(name, r, rows)[1]
+    return (parent is not None and not r.get("speed_probe")
+            and (r["steps"], r["batch_size"]) == (parent["steps"], parent["batch_size"]))
+
+
 def _seed_and_speed_notes(ablation: dict) -> list[str]:
     """What a seed row says about single-seed differences, and why some rows trained for less time."""
     rows, notes = ablation["rows"], []
@@ -182,9 +189,9 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
                           for n, p in probed.items())
         spread = [q["ratio"] for p in probed.values() for q in p["pairs"]]
         lengths = "/".join(str(n) for n in sorted({p["probe_steps"] for p in probed.values()}))
-        cost = {"batch_size", "channels", "num_res_blocks", "attention"}
-        one_pair = [n for n, r in rows.items() if n not in probed and not r.get("reuses")
-                    and set(_diff(r, _parent(n, r, rows)[1])) & cost and _parent(n, r, rows)[1] is not None]
+        # a row with a parent, no probe kept and steps of its own: set by one pair, before probes were kept
+        one_pair = [n for n, r in rows.items() if _parent(n, r, rows)[1] is not None and not r.get("speed_probe")
+                    and not _copied(n, r, rows)]
         notes.append(f"Speed probes, the row's images/s over its parent's in each pair of back-to-back probes: "
                      f"{pairs}. Single pairs ranged from {min(spread):.2f} to {max(spread):.2f}: "
                      f"a {lengths}-step probe on this machine is that noisy, which is why the median of three "
@@ -193,14 +200,9 @@ def _seed_and_speed_notes(ablation: dict) -> list[str]:
     budget = 60 * ablation["minutes"]
     ticks = lambda names: ", ".join(f"`{n}`" for n in names)  # noqa: E731
     timed = {n: r for n, r in rows.items() if not r.get("retrained_alike")}  # a retrained reuse: its row's steps
-    def copied(name: str, r: dict) -> bool:  # a cost-free change trains its parent's steps, set by no probe of its own
-        parent = _parent(name, r, rows)[1]
-        return (parent is not None and not r.get("speed_probe")
-                and (r["steps"], r["batch_size"]) == (parent["steps"], parent["batch_size"]))
-
     faster = [n for n, r in timed.items() if r["wall_time_s"] < 0.8 * budget]
-    slower = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and not copied(n, r)]
-    slower_copied = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and copied(n, r)]
+    slower = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and not _copied(n, r, rows)]
+    slower_copied = [n for n, r in timed.items() if r["wall_time_s"] > 1.2 * budget and _copied(n, r, rows)]
     if faster:
         notes.append(f"{ticks(faster)} ran their steps in less time than the budget, this machine running faster "
                      f"than when their steps were set; the steps came from the rows they are compared with, as "
@@ -256,14 +258,15 @@ def section_recipe(ablation: dict | None, longer: tuple[dict, ...] = ()) -> list
             f"strided steps. Real-vs-real FD at that n: {ablation['real_vs_real']['fd']:.2f}.", ""]
     out += _recipe_table(ablation, ships)
     for series in longer:
-        out += _longer_intro(series) + _recipe_table(series, _ships(series))
+        ships = _ships(series)
+        out += _longer_intro(series, ships) + _recipe_table(series, ships)
     return out
 
 
-def _longer_intro(series: dict) -> list[str]:
+def _longer_intro(series: dict, ships: str | None) -> list[str]:
     """The paragraph before a series of another budget, which starts from a row of the 5-minute table."""
     start = series.get("start", "baseline")
-    what = ", the quick preset as it ships," if start == _ships(series) else ","
+    what = ", the quick preset as it ships," if start == ships else ","
     return [f"**{series['minutes']:g} minutes a row**: the same measurement over a longer run, starting from "
             f"`{start}`{what} whose steps come from a short speed probe, as the baseline's do above; each other "
             f"row changes one thing in it and gets its steps as above. {series['n_samples']:,} samples each, "

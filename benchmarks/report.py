@@ -344,7 +344,7 @@ def _record(name: str) -> dict | None:
 
 def _longer_ablations() -> tuple[dict, ...]:
     """The ablation series of other budgets than 5 minutes (``cpu_ablation.py --minutes M``), shortest first."""
-    series = [json.loads(p.read_text()) for p in RESULTS.glob("cpu_ablation_*min.json")]
+    series = [_load(p.name) for p in RESULTS.glob("cpu_ablation_*min.json")]
     return tuple(sorted(series, key=lambda r: r["minutes"]))
 
 
