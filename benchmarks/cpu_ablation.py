@@ -46,7 +46,6 @@ from _machine import RESULTS, machine, provenance, save_result, write_json  # no
 from quality_budget import measured_rate, score_samples, train_one  # noqa: E402
 import dnnl  # noqa: E402
 from dnnl import metrics  # noqa: E402
-from dnnl.data import mnist_tensors  # noqa: E402
 from dnnl.models.ddpm.train import CHECKPOINT_NAME, TrainConfig, ema_decay_at, load_checkpoint  # noqa: E402
 
 
@@ -224,7 +223,7 @@ def main(argv=None) -> dict:
         base = TrainConfig.quick(**{**BASELINE, "batch_size": 8}, seed=args.seed, data_root=args.root, steps=3,
                                  subset=64, warmup=1, log_every=1)
         args.n, args.steps, args.minutes = min(args.n, 16), min(args.steps, 2), min(args.minutes, 0.02)
-    args.reference = mnist_tensors("test", root=args.root)[0]
+    args.reference = metrics.reference_features("test", args.root)  # features once, not per row
     args.calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
     out = out_name(args.minutes)
     old = {} if args.smoke or not (RESULTS / out).exists() else json.loads((RESULTS / out).read_text())

@@ -181,7 +181,7 @@ def score_samples(model, schedule, noise: torch.Tensor, *, steps: int, seed: int
 def _score(args, runs: dict, models: dict, base: TrainConfig, tag: str) -> dict:
     """Every model sampled from the same starting noise, each with the schedule it trained on, and scored against
     the real-vs-real floor at that n."""
-    reference = mnist_tensors("test", root=args.root)[0]
+    reference = metrics.reference_features("test", args.root)  # features once, not per network
     calib = metrics.real_vs_real(args.n, root=args.root, seed=args.seed)
     noise = torch.randn((args.n, 1, 28, 28), generator=torch.Generator().manual_seed(args.seed))
     for name, model in models.items():

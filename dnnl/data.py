@@ -8,9 +8,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision import datasets, transforms
+
+if TYPE_CHECKING:
+    from torchvision import datasets
 
 __all__ = ["data_root", "mnist", "mnist_tensors", "to_unit", "to_model_range", "MNIST_FILES"]
 
@@ -89,6 +92,14 @@ def _check_split(folder: Path, split: str) -> None:
         raise _idx_error(labels, f"a label of {top}; MNIST labels are 0..9")
 
 
+def _torchvision():
+    """torchvision's datasets and transforms, imported when MNIST is first loaded: importing torchvision takes
+    seconds (it loads torch._dynamo), which ``import dnnl`` should not pay."""
+    from torchvision import datasets, transforms
+
+    return datasets, transforms
+
+
 def _one_line(err: BaseException) -> str:
     """An exception's whole message on one line (torchvision puts the reason after the first line)."""
     text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
@@ -107,6 +118,7 @@ def mnist(split: str = "train", root: str | os.PathLike | None = None, *,
     """
     if split not in _SPLITS:
         raise ValueError(f"split must be 'train' or 'test' (got {split!r})")
+    datasets, transforms = _torchvision()
     folder = data_root(root)
     missing = _missing_files(folder)
     if missing:

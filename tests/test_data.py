@@ -1,5 +1,6 @@
 import torch
 import pytest
+import torchvision.datasets
 
 from dnnl import data
 from dnnl.data import MNIST_FILES, data_root, mnist, to_model_range, to_unit
@@ -56,7 +57,7 @@ def test_failed_download_gives_the_same_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
-    monkeypatch.setattr(data.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)  # what dnnl.data calls
     with pytest.raises(FileNotFoundError, match="MNIST/raw") as info:
         mnist("train", root=tmp_path)
     assert "download failed" in str(info.value)
@@ -178,7 +179,7 @@ def test_the_download_failure_reason_is_kept_whole(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://example.org/mnist/, got:\n"
                            "<urlopen error [Errno -3] Temporary failure in name resolution>\n")
 
-    monkeypatch.setattr(data.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)  # what dnnl.data calls
     with pytest.raises(FileNotFoundError, match="Temporary failure in name resolution"):
         mnist("train", root=tmp_path)
 
@@ -187,6 +188,6 @@ def test_an_empty_download_error_still_says_what_failed(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("\n")
 
-    monkeypatch.setattr(data.datasets, "MNIST", offline)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", offline)  # what dnnl.data calls
     with pytest.raises(FileNotFoundError, match="download failed: ConnectionError"):
         mnist("train", root=tmp_path)

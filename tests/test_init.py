@@ -60,3 +60,15 @@ def test_output_dir_respects_dnnl_out(monkeypatch, tmp_path):
     monkeypatch.setenv("DNNL_OUT", str(tmp_path))
     p = dnnl.output_dir("ch1", "figs")
     assert p == tmp_path / "ch1" / "figs" and p.is_dir()
+
+
+def test_importing_the_package_leaves_torchvision_to_the_data_loader():
+    """torchvision takes seconds to import (it loads torch._dynamo); every chapter, grader job and command pays
+    ``import dnnl.models.ddpm``, so torchvision is imported only when MNIST is loaded or a grid is drawn."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dnnl, dnnl.models.ddpm, dnnl.metrics, dnnl.plot, dnnl.exercises, dnnl.data; "
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", f"importing dnnl loaded {out.strip()}"

@@ -76,8 +76,10 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(int(job["limits"].get("threads", 1)))
-        # loaded before the guard's first snapshot: what the checks import lazily (torchvision, through
-        # dnnl.data, imports torch._dynamo, which wraps torch.manual_seed)
+        # loaded before the guard's first snapshot: what the checks import lazily (torchvision, which
+        # dnnl.data imports when MNIST is loaded, imports torch._dynamo, which wraps torch.manual_seed)
+        import torchvision  # noqa: F401
+
         import dnnl.data  # noqa: F401
         import dnnl.exercises  # noqa: F401
         import dnnl.models.ddpm  # noqa: F401
