@@ -1,5 +1,6 @@
 """The README's sample-quality sections: the shipped checkpoint, the equal-budget comparison, the recipe ablation."""
 from __future__ import annotations
+import math
 
 from _fmt import _mark, _missing, _pct, _provenance
 from dnnl.models.ddpm import TrainConfig
@@ -155,15 +156,22 @@ def _recipe_row(name: str, r: dict, rows: dict, ships: str | None = None) -> str
 
 
 def _ema_notes(rows: dict) -> list[str]:
-    """Say so when an EMA row scores the same EMA as its parent: the warm-up kept both below their decays."""
+    """How far an EMA row's average differs from its parent's: the warm-up keeps both the same at first."""
     notes = []
     for name, r in rows.items():
         parent = _parent(name, r, rows)[1]
-        if (parent and "ema_decay" in _diff(r, parent) and r.get("ema_decay_at_end") is not None
-                and r["ema_decay_at_end"] == parent.get("ema_decay_at_end")):
-            notes.append(f"`{name}`: over {r['steps']:,} steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)), "
-                         f"stays below both decays (it ends at {r['ema_decay_at_end']:g}), so the two runs keep "
-                         f"the same EMA and score the same; the decay only matters in longer runs.")
+        if not (parent and "ema_decay" in _diff(r, parent) and r.get("ema_decay_at_end") is not None):
+            continue
+        warm_up = f"over {r['steps']:,} steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)),"
+        if r["ema_decay_at_end"] == parent.get("ema_decay_at_end"):
+            notes.append(f"`{name}`: {warm_up} stays below both decays (it ends at {r['ema_decay_at_end']:g}), so "
+                         f"the two runs keep the same EMA and score the same; the decay only matters in longer runs.")
+            continue
+        low = min(r["ema_decay_at_end"], parent["ema_decay_at_end"])
+        reach = math.ceil((10 * low - 1) / (1 - low) - 1e-9)  # the first n with (1 + n)/(10 + n) >= low
+        notes.append(f"`{name}`: {warm_up} reaches the lower decay, {low:g}, after {reach:,} updates and ends at "
+                     f"{max(r['ema_decay_at_end'], parent['ema_decay_at_end']):g} for the other, so the two "
+                     f"averages differ over the last {r['steps'] - reach:,} steps only.")
     return [line for note in notes for line in ("", note)]
 
 

@@ -82,7 +82,7 @@ def train_tutorial(unet: nn.Module, images: torch.Tensor, seconds: float, *, see
     steps = max(1, int(seconds * rate / BATCH))
     wall, losses = _run(unet, images, steps, steps, seed)
     tail = losses[-100:]
-    record = {"steps": steps, "batch_size": BATCH, "wall_time_s": round(wall, 1),
+    record = {"steps": steps, "batch_size": BATCH, "wall_time_s": round(wall, 3),
               "images_per_sec": round(steps * BATCH / wall, 1), "final_loss": round(sum(tail) / len(tail), 5),
               "budget_s": round(seconds, 1), "probe_images_per_sec": round(rate, 1),
               "recipe": f"diffusers tutorial: AdamW lr {LR:g} (weight decay 0.01), {WARMUP} warm-up steps, "

@@ -97,6 +97,10 @@ VARIANTS: dict[str, Row] = {
     "preset_cosine_no_attention_wide": Row({**_SHIPS, "channels": [24, 48, 96]}, parent=_SHIPS_AS),
     "preset_cosine_no_attention_deep": Row({**_SHIPS, "num_res_blocks": 2}, parent=_SHIPS_AS),
     "preset_cosine_no_attention_lr_1e-3": Row({**_SHIPS, "lr": 1e-3}, parent=_SHIPS_AS),
+    # a faster EMA, which differs from 0.999 only once its warm-up passes 0.995 (after 1,790 steps), and a
+    # narrower network that trains more steps in the same time
+    "preset_cosine_no_attention_ema_0.995": Row({**_SHIPS, "ema_decay": 0.995}, parent=_SHIPS_AS),
+    "preset_cosine_no_attention_narrow": Row({**_SHIPS, "channels": [8, 16, 32]}, parent=_SHIPS_AS),
 }
 DEFAULT_MINUTES = 5.0
 

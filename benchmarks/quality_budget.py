@@ -73,7 +73,7 @@ def kept_rate(config: TrainConfig, build, steps: int) -> float:
 def train_one(name: str, config: TrainConfig, build) -> tuple[torch.nn.Module, dict]:
     result = train(config, resume=True, progress=True, model=build())
     state = load_checkpoint(result.checkpoint)
-    record = {"steps": result.steps, "batch_size": config.batch_size, "wall_time_s": round(state["wall_time"], 1),
+    record = {"steps": result.steps, "batch_size": config.batch_size, "wall_time_s": round(state["wall_time"], 3),
               "images_per_sec": round(result.steps * config.batch_size / state["wall_time"], 1),
               "final_loss": round(sum(result.losses[-100:]) / len(result.losses[-100:]), 5),
               "run_dir": str(Path(config.out_dir).relative_to(REPO)) if Path(config.out_dir).is_relative_to(REPO)

@@ -136,6 +136,28 @@ def test_report_recipe_section_adds_a_longer_series_after_the_five_minute_table(
     assert "which is why the median of three sets the steps." in text and "set from one pair" not in text
 
 
+def test_report_recipe_section_says_how_far_an_ema_row_differs_from_its_parent():
+    """The EMA warm-up hides a lower decay in a short run; a longer one says over how many steps the two differ."""
+    _report_quality = bench_module("_report_quality")
+    preset = {"channels": [16, 32, 64], "batch_size": 64, "min_snr_gamma": 5.0, "lr": 0.002, "ema_decay": 0.999,
+              "schedule": "cosine", "attention": False}
+    row = dict(changes={}, sampler="ddpm, 100 strided steps", weights="ema", steps=1183, batch_size=64, fd=76.0,
+               wall_time_s=300.0, fd_over_real_vs_real=9.6, confidence=0.5, date="2026-12-01 19:31 UTC",
+               ema_decay_at_end=0.99246)
+    r = {"preset": preset, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92},
+         "machine": "m", "command": "c", "rows": {"baseline": row, "ema": dict(row, changes={"ema_decay": 0.995})}}
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert "`ema`: over 1,183 steps the EMA's warm-up" in text and "stays below both decays (it ends at 0.99246)" in text
+    # 4,147 steps: the warm-up passes 0.995 after 1,790 updates, while 0.999 is never reached
+    longer = dict(row, steps=4147, ema_decay_at_end=0.99783)
+    r["rows"] = {"baseline": longer, "ema": dict(longer, changes={"ema_decay": 0.995}, ema_decay_at_end=0.995)}
+    text = "\n".join(_report_quality.section_recipe(r))
+    assert ("`ema`: over 4,147 steps the EMA's warm-up, min(decay, (1 + n)/(10 + n)), reaches the lower decay, "
+            "0.995, after 1,790 updates and ends at 0.99783 for the other, so the two averages differ over the last "
+            "2,357 steps only.") in text
+    assert "stays below both decays" not in text
+
+
 def test_report_quality_section_marks_the_cpu_goals():
     _report_quality = bench_module("_report_quality")
     one = dict(steps=3200, batch_size=64, wall_time_s=870.0, fd=14.0, confidence=0.86, fd_over_real_vs_real=1.77,
