@@ -147,7 +147,8 @@ def test_report_recipe_section_says_how_far_an_ema_row_differs_from_its_parent()
     r = {"preset": preset, "minutes": 5, "n_samples": 1000, "sampling_steps": 100, "real_vs_real": {"fd": 7.92},
          "machine": "m", "command": "c", "rows": {"baseline": row, "ema": dict(row, changes={"ema_decay": 0.995})}}
     text = "\n".join(_report_quality.section_recipe(r))
-    assert "`ema`: over 1,183 steps the EMA's warm-up" in text and "stays below both decays (it ends at 0.99246)" in text
+    assert "`ema`: over 1,183 steps the EMA's warm-up" in text
+    assert "stays below both decays (it ends at 0.99246)" in text
     # 4,147 steps: the warm-up passes 0.995 after 1,790 updates, while 0.999 is never reached
     longer = dict(row, steps=4147, ema_decay_at_end=0.99783)
     r["rows"] = {"baseline": longer, "ema": dict(longer, changes={"ema_decay": 0.995}, ema_decay_at_end=0.995)}

@@ -66,6 +66,12 @@ def test_throughput_smoke(run):
     # the upsampling change really removes FLOPs: the ablation's first row costs more per image
     assert r["ablation_quick"][0]["gflops_per_image"] > r["comparisons"]["quick"]["dnnl"]["gflops_per_image"]
     assert r["matmul_peak_gflops"]["fp32"] > 0
+    # bf16 autocast is timed on the training step wherever the CPU's bf16 matmul beats fp32, never guessed
+    peak, ratio = r["matmul_peak_gflops"], r["bf16_autocast_vs_fp32"]
+    if peak["bf16"] > peak["fp32"]:
+        assert ratio > 0 and f"ran at {ratio:.2f}× the fp32 step" in r["bf16_autocast"]
+    else:
+        assert ratio is None and r["bf16_autocast"] == "not used: bf16 matmul is slower than fp32 on this CPU"
 
 
 def test_quality_budget_smoke(run):
