@@ -1,9 +1,9 @@
 """The README's sample-quality sections: the shipped checkpoint, the equal-budget comparison, the recipe ablation."""
 from __future__ import annotations
-import math
 
 from _fmt import _mark, _missing, _pct, _provenance
 from dnnl.models.ddpm import TrainConfig
+from dnnl.models.ddpm.train import ema_decay_at
 
 
 def _shipped(shipped: dict, record: dict) -> tuple[str, str]:
@@ -168,7 +168,7 @@ def _ema_notes(rows: dict) -> list[str]:
                          f"the two runs keep the same EMA and score the same; the decay only matters in longer runs.")
             continue
         low = min(r["ema_decay_at_end"], parent["ema_decay_at_end"])
-        reach = math.ceil((10 * low - 1) / (1 - low) - 1e-9)  # the first n with (1 + n)/(10 + n) >= low
+        reach = next(n for n in range(r["steps"] + 1) if ema_decay_at(n, low) >= low)
         notes.append(f"`{name}`: {warm_up} reaches the lower decay, {low:g}, after {reach:,} updates and ends at "
                      f"{max(r['ema_decay_at_end'], parent['ema_decay_at_end']):g} for the other, so the two "
                      f"averages differ over the last {r['steps'] - reach:,} steps only.")

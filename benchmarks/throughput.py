@@ -147,10 +147,15 @@ def _bf16_note(cuda: bool, autocast: Bench | None, fp32: Bench) -> str:
         return "used for both models, as the training loop does on CUDA"
     if autocast is None:
         return "not used: bf16 matmul is slower than fp32 on this CPU"
-    ratio = autocast.rate / fp32.rate
+    ratio = _bf16_ratio(autocast, fp32)
     return (f"bf16 matmul is faster than fp32 here, and a training step under bf16 autocast ran at {ratio:.2f}× "
             f"the fp32 step, {autocast.rate:.1f} against {fp32.rate:.1f} images/s"
             + (", so the CPU path stays fp32" if ratio < 1 else "; the training loop keeps fp32 on the CPU"))
+
+
+def _bf16_ratio(autocast: Bench | None, fp32: Bench) -> float | None:
+    """The bf16-autocast step's images/s over the fp32 step's, as recorded (None where it was not timed)."""
+    return round(autocast.rate / fp32.rate, 3) if autocast else None
 
 
 def main(argv=None) -> dict:
@@ -263,6 +268,7 @@ def main(argv=None) -> dict:
     rows = [{"change": b.name, "images_per_s": round(b.rate, 2), "speed-up_vs_first_row": round(b.rate / base, 3)}
             for b in ablation]
     rows[0]["gflops_per_image"] = round(flops_old / 1e9, 4)
+    loop_step = ablation[3]  # "+ channels_last": the training loop's own fp32 step
     if compile_s is not None:
         rows[-1]["first_step_s (compilation)"] = round(compile_s, 1)
 
@@ -277,8 +283,8 @@ def main(argv=None) -> dict:
         "target_utilisation": 0.6,
         "matmul_peak_gflops": {"fp32": round(fp32, 1), "bf16": round(bf16, 1), "n": mm_n,
                                **({"fp32_note": "TF32 tensor cores (allow_tf32, as the training loop)"} if cuda else {})},
-        "bf16_autocast": _bf16_note(cuda, autocast, ablation[3]),  # row 3: channels_last, the loop's step
-        "bf16_autocast_vs_fp32": round(autocast.rate / ablation[3].rate, 3) if autocast else None,
+        "bf16_autocast": _bf16_note(cuda, autocast, loop_step),
+        "bf16_autocast_vs_fp32": _bf16_ratio(autocast, loop_step),
         "ablation_quick": rows,
         "diffusers_with_channels_last": round(their_cl.rate, 2),
         "batch_size": batch, "image_size": f"{size}x{size}, 1 channel (no padding: UNet2DModel takes 28x28)",
