@@ -103,7 +103,7 @@ def section_sampling(r: dict | None) -> list[str]:
         "", f"{ratio}; the samplers alone (same UNet2DModel): {same}. " + _provenance(r), ""]
 
 
-def section_likelihood(r: dict | None) -> list[str]:
+def section_likelihood(r: dict | None, learned: dict | None = None) -> list[str]:
     out = ["### Likelihood", ""]
     if r is None:
         return out + _missing("likelihood.py")
@@ -122,7 +122,22 @@ def section_likelihood(r: dict | None) -> list[str]:
                 f"{b['largest sigma*^2 / beta_tilde']:.2f}, at paper step {b['at paper step']}; median "
                 f"{b['median sigma*^2 / beta_tilde']:.4f}). The decoder L_0 on those training images for other "
                 f"widths than the fixed σ_1 (bits/dim): {widths}.", ""]
-    return out
+    return out + _learned_likelihood(learned)
+
+
+def _learned_likelihood(r: dict | None) -> list[str]:
+    """The L_hybrid checkpoint's bound with its own variances, beside the checkpoint it started from."""
+    if r is None:
+        return ["Learned variances (L_hybrid, chapter 3): not measured yet; run `python benchmarks/likelihood.py "
+                "--model ddpm_mnist_hybrid`.", ""]
+    b, t = r["against_the_checkpoint_it_started_from"], r["terms_bits_per_dim"]
+    return [f"**Learned variances** ({r['checkpoint']}, L_hybrid, chapter 3; {r['images']}): **{r['bits_per_dim']:.3f} ± "
+            f"{r['standard_error']:.3f} bits/dim** with its own per-pixel variances (target ≤ {r['target']}: "
+            f"{_mark(r['bits_per_dim'] <= r['target'])}). Terms: " + ", ".join(f"{k} {v:g}" for k, v in t.items())
+            + f". On the same draws, {b['checkpoint']}, which it started from, scores {b['bits_per_dim']:.3f}: a gain "
+            f"of {b['gain']:.3f} ± {b['gain_standard_error']:.3f} bits/dim, {b['decoder_gain']:.3f} of it in the "
+            f"decoder L_0 and {b['kl_gain']:.3f} in the KL terms. {r['seconds']:.0f} s for the learned bound on "
+            + _provenance(r), ""]
 
 
 def section_gpu(throughput: dict | None, full: dict | None, sampling: dict | None, budget: dict | None) -> list[str]:
@@ -360,7 +375,7 @@ def render() -> str:
                               _load("conditional_sweep.json"))
     lines += section_throughput(_load("throughput.json"))
     lines += section_sampling(_load("sampling_speed.json"))
-    lines += section_likelihood(_load("likelihood.json"))
+    lines += section_likelihood(_load("likelihood.json"), _load("likelihood_hybrid.json"))
     lines += section_book(_load("book_time.json"))
     lines += section_threads(_load("contention.json"), _load("profile_step.json"), _load("loop_vs_step_cuda.json"))
     lines += section_gpu(_load("throughput_cuda.json"), _load("full_preset_cuda.json"),

@@ -232,6 +232,24 @@ def test_likelihood_smoke(run):
     assert len(b["decoder_L0_by_width"]) == 6 and all(v > 0 for v in b["decoder_L0_by_width"].values())
 
 
+def test_likelihood_smoke_of_the_learned_variances_beside_their_start(run):
+    r = run("likelihood.py", "--smoke", "--model", "ddpm_mnist_hybrid")
+    base = r["against_the_checkpoint_it_started_from"]
+    assert r["variances"].startswith("learned") and r["best_fixed_variances"] is None
+    assert base["checkpoint"] == "ddpm_mnist_quick" and 0 < base["bits_per_dim"] < 8
+    assert math.isclose(base["gain"], base["bits_per_dim"] - r["bits_per_dim"], abs_tol=2e-4)  # the same draws
+    assert math.isclose(base["gain"], base["decoder_gain"] + base["kl_gain"], abs_tol=5e-4)
+    assert r["command"].endswith("--model ddpm_mnist_hybrid")
+
+
+def test_train_hybrid_smoke(run, tmp_path):
+    r = run("train_hybrid.py", "--steps", "2", "--batch-size", "16", "--out", str(tmp_path / "run"),
+            "--weights-dir", str(tmp_path / "w"), "--no-progress")
+    assert r["steps"] == 2 and r["model"]["out_channels"] == 2 and r["config"]["learn_variance"]
+    assert r["config"]["init_from"] == "dnnl/models/ddpm/weights/ddpm_mnist_quick.pt" and "L_hybrid" in r["final_loss_note"]
+    assert (tmp_path / "w" / "ddpm_mnist_hybrid.pt").is_file() and r["command"].startswith("python benchmarks/train_hybrid.py")
+
+
 def test_book_time_smoke(run):
     r = run("book_time.py", "--only", "index")
     assert list(r["pages_seconds"]) == ["index"] and r["total_seconds"] > 0

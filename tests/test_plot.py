@@ -101,15 +101,16 @@ def test_a_gif_from_one_stacked_tensor_equals_one_from_the_list(tmp_path):
 
 
 def test_training_previews_write_a_grid_of_64_samples(tmp_path):
-    """train()'s sample previews go through sample(...).images and dnnl.plot.save_grid."""
-    from types import SimpleNamespace
-
+    """train()'s sample previews go through sample(...).images and dnnl.plot.save_grid, for ε-only and
+    learned-variance models alike."""
     from PIL import Image
 
     from dnnl.models.ddpm import UNet
-    from dnnl.models.ddpm.train import _save_samples
+    from dnnl.models.ddpm.sample import save_preview
 
-    ema = UNet(channels=(8, 16), num_res_blocks=1, attention=False, groups=4, heads=2).eval()
-    _save_samples(ema, SCHEDULE, (1, 8, 8), SimpleNamespace(seed=0, sample_steps=2), 7, tmp_path / "samples")
-    with Image.open(tmp_path / "samples" / "step_000007.png") as im:
-        assert im.size == (8 * 10 + 2, 8 * 10 + 2)
+    for out, variance in ((1, "fixed_small"), (2, "learned_range")):
+        ema = UNet(channels=(8, 16), num_res_blocks=1, attention=False, groups=4, heads=2, out_channels=out).eval()
+        path = tmp_path / "samples" / f"step_00000{out}.png"
+        save_preview(ema, SCHEDULE, (64, 1, 8, 8), path, steps=2, seed=0, variance_type=variance)
+        with Image.open(path) as im:
+            assert im.size == (8 * 10 + 2, 8 * 10 + 2)

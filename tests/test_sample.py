@@ -323,7 +323,7 @@ def test_batch_size_joins_the_trajectory_along_the_batch():
     ({"batch_size": 2.0}, TypeError, "batch_size must be an int"),
     ({"batch_size": True}, TypeError, "batch_size must be an int"),
     ({"batch_size": 1, "noise": torch.zeros(3, 1, 2, 2)}, ValueError, "noise must have shape"),
-    ({"variance_type": "learned"}, ValueError, r"variance_type must be one of \['fixed_small', 'fixed_large'\]"),
+    ({"variance_type": "learned"}, ValueError, r"variance_type must be one of \['fixed_small', 'fixed_large', 'learned_range'\]"),
     ({"variance_type": "fixed_large", "method": "ddim"}, ValueError, "variance_type applies to method='ddpm' only"),
 ])
 def test_bad_arguments_raise_clear_errors(kwargs, error, match):

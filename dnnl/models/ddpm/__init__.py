@@ -6,10 +6,10 @@ schedule → diffusion → elbo → losses → unet → train → sample → sch
 Code timesteps are 0-based: index ``t`` in 0..T−1 is the paper's step t+1.
 """
 from .schedule import NoiseSchedule
-from .diffusion import (oracle_denoise, p_mean_variance, p_sample_step, predict_x0, q_mean_variance,
-                        q_posterior, q_sample)
+from .diffusion import (DECODER_FLOOR, learned_log_variance, oracle_denoise, p_mean_variance, p_sample_step,
+                        predict_x0, q_mean_variance, q_posterior, q_sample, split_prediction)
 from .elbo import discretized_gaussian_log_likelihood, normal_kl, optimal_variances, prior_bpd, vlb_terms
-from .losses import min_snr_weights, noise_prediction_loss
+from .losses import hybrid_loss, min_snr_weights, noise_prediction_loss
 from .unet import UNet, sinusoidal_embedding
 from .train import TrainConfig, TrainResult, TrainingInterrupted, ema_decay_at, ema_update, lr_factor, train, train_step
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -27,10 +27,10 @@ from .guidance import GuidedEps, cfg_eps, drop_labels, guided
 __all__ = [
     "NoiseSchedule",
     "q_mean_variance", "q_sample", "q_posterior", "oracle_denoise", "predict_x0", "p_mean_variance",
-    "p_sample_step",
+    "p_sample_step", "learned_log_variance", "split_prediction", "DECODER_FLOOR",
     "normal_kl", "discretized_gaussian_log_likelihood", "prior_bpd", "vlb_terms", "optimal_variances",
     "noise_prediction_loss",
-    "min_snr_weights",
+    "min_snr_weights", "hybrid_loss",
     "UNet", "sinusoidal_embedding", "TrainConfig", "TrainResult", "train",
     "train_step", "lr_factor", "ema_decay_at", "ema_update", "TrainingInterrupted",
     "save_checkpoint", "load_checkpoint",

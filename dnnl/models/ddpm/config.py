@@ -22,7 +22,7 @@ _INTS = {"num_res_blocks": 1, "T": 2, "steps": 1, "batch_size": 1, "warmup": 0, 
          "log_every": 1, "checkpoint_every": 1, "sample_every": 0}
 # float fields: (low, high, open_low, open_high)
 _FLOATS = {"dropout": (0.0, 1.0, False, True), "p_uncond": (0.0, 1.0, False, True), "lr": (0.0, None, True, False),
-           "label_lr_scale": (0.0, None, True, False),
+           "label_lr_scale": (0.0, None, True, False), "vlb_weight": (0.0, None, False, False),
            "weight_decay": (0.0, None, False, False), "ema_decay": (0.0, 1.0, False, True)}
 
 
@@ -63,6 +63,11 @@ class TrainConfig:
     ``min_snr_gamma`` weights the loss by min(SNR_t, γ) / SNR_t (Eq. @eq-ch4-min-snr); None trains on
     L_simple itself.
 
+    ``learn_variance`` gives the U-Net a second output map v for its reverse variance (Eq. @eq-learned-range)
+    and trains with L_hybrid = L_simple + ``vlb_weight`` × L_vlb (Eq. @eq-l-hybrid), t = 0 drawn with
+    probability ``decoder_share`` (None: uniform, as Nichol & Dhariwal). ``init_from`` may then name the weights
+    of an ε-only U-Net: they fill the ε half of the output, and v starts at zero.
+
     The batches are indexed on the device from the images held there (``batches.py``), so ``num_workers``
     has no effect; it stays a field so that the configs in older checkpoints still load.
     """
@@ -80,6 +85,9 @@ class TrainConfig:
     T: int = 1000
     schedule: str = "linear"
     min_snr_gamma: float | None = None
+    learn_variance: bool = False
+    vlb_weight: float = 1e-3
+    decoder_share: float | None = None
     # optimisation
     steps: int = 1500
     batch_size: int = 64
@@ -110,6 +118,13 @@ class TrainConfig:
         if not isinstance(self.attention, (bool, np.bool_)):
             raise TypeError(f"attention must be True or False (got {type(self.attention).__name__} {self.attention!r})")
         self.attention = bool(self.attention)
+        if not isinstance(self.learn_variance, (bool, np.bool_)):
+            raise TypeError(f"learn_variance must be True or False (got {type(self.learn_variance).__name__} "
+                            f"{self.learn_variance!r})")
+        self.learn_variance = bool(self.learn_variance)
+        if self.decoder_share is not None:
+            self.decoder_share = check_float(self.decoder_share, "decoder_share (None or a float)", low=0.0,
+                                             high=1.0, open_low=True, open_high=True)
         for name, low in _INTS.items():
             setattr(self, name, check_int(getattr(self, name), name, low=low))
         self.sample_steps = check_int(self.sample_steps, "sample_steps", low=1, high=self.T)
@@ -175,7 +190,8 @@ class TrainConfig:
 
     def model_kwargs(self, in_channels: int = 1) -> dict:
         """The UNet constructor arguments this config describes (plain types; ``num_classes`` only when set)."""
-        kwargs = dict(in_channels=in_channels, out_channels=in_channels, channels=list(self.channels),
+        out_channels = 2 * in_channels if self.learn_variance else in_channels  # ε, then v
+        kwargs = dict(in_channels=in_channels, out_channels=out_channels, channels=list(self.channels),
                       num_res_blocks=self.num_res_blocks, attention=self.attention, dropout=self.dropout)
         return kwargs if self.num_classes is None else dict(kwargs, num_classes=self.num_classes)
 

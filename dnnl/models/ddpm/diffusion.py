@@ -1,4 +1,4 @@
-"""The forward process and the Gaussian posteriors of the reverse step (chapters 1 and 2).
+"""The forward process and the Gaussian posteriors of the reverse step (chapters 1 to 3).
 
 Every function is one equation of the book; ``t`` is a 0-based index (paper step t+1).
 Each public function checks its arguments once and calls a private twin (``_q_sample`` for
@@ -7,11 +7,13 @@ reverse step makes no host–device sync when the schedule lives on the data's d
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
 from ._rng import _check_generator, randn_like
-from ._validate import check_device, check_same_shape, check_t, check_tensor
+from ._validate import check_device, check_int, check_same_shape, check_t, check_tensor
 from .schedule import _gather, check_schedule
 
 
@@ -39,6 +41,10 @@ def _noise_mask(t, like: Tensor):
     return mask.reshape((1,) * like.ndim) if t.ndim == 0 else mask.reshape((-1,) + (1,) * (like.ndim - 1))
 
 
+# At paper step 1 β̃ is 0: there the learned range runs from β_1 · DECODER_FLOOR (v = −1) up to β_1 (v = +1).
+DECODER_FLOOR = 1e-4
+
+
 # ----------------------------------------------------------------- private twins: no checks
 def _q_sample(schedule, x0: Tensor, t, noise: Tensor) -> Tensor:
     return _gather(schedule.sqrt_alpha_bars, t, x0) * x0 + _gather(schedule.sqrt_one_minus_alpha_bars, t, x0) * noise
@@ -60,6 +66,28 @@ def _p_mean_variance(schedule, eps: Tensor, xt: Tensor, t, clip: bool = False) -
     if clip:
         x0_hat = x0_hat.clamp(-1.0, 1.0)
     return _q_posterior(schedule, x0_hat, xt, t)
+
+
+def _range_ends(schedule) -> tuple[Tensor, Tensor]:
+    """(log of the lower end, log β) per code step, float64 (T,): β̃_t, and β_1 × DECODER_FLOOR at t = 0."""
+    log_beta = schedule.betas.log()
+    low = schedule.posterior_variance.clamp(min=1e-300).log()
+    low[0] = log_beta[0] + math.log(DECODER_FLOOR)
+    return low, log_beta
+
+
+def _learned_log_variance(schedule, v: Tensor, t) -> Tensor:
+    low, high = _range_ends(schedule)
+    frac = (v + 1.0) / 2.0
+    return frac * _gather(high, t, v) + (1.0 - frac) * _gather(low, t, v)
+
+
+def _split(out: Tensor, channels: int) -> tuple[Tensor, Tensor]:
+    if not isinstance(out, Tensor) or out.ndim < 2 or out.shape[1] != 2 * channels:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(f"a learned-variance model must return 2 x {channels} channels, ε then v "
+                         f"(got shape {got}); build it with UNet(out_channels={2 * channels})")
+    return out[:, :channels], out[:, channels:]
 
 
 def _p_sample_step(schedule, eps: Tensor, xt: Tensor, t, *, generator=None, clip: bool = False) -> Tensor:
@@ -115,6 +143,22 @@ def p_mean_variance(schedule, eps: Tensor, xt: Tensor, t, *, clip: bool = False)
     """
     t = _setup(schedule, xt, "xt", t, (eps, "eps"))
     return _p_mean_variance(schedule, eps, xt, t, clip)
+
+
+def learned_log_variance(schedule, v: Tensor, t) -> Tensor:
+    """log σ²_θ = frac · log β_t + (1 − frac) · log β̃_t with frac = (v + 1)/2 (Eq. @eq-learned-range).
+
+    ``v`` is a learned-variance network's second output (:func:`split_prediction`), any real value: frac
+    is not clamped, as in Nichol & Dhariwal and diffusers' ``"learned_range"``. At t = 0, where β̃ = 0, the
+    lower end is β_1 × ``DECODER_FLOOR``, so the decoder L_0 can narrow below β_1 where it is sure.
+    """
+    t = _setup(schedule, v, "v", t)
+    return _learned_log_variance(schedule, v, t)
+
+
+def split_prediction(out: Tensor, channels: int) -> tuple[Tensor, Tensor]:
+    """(ε, v) from a learned-variance U-Net's output of 2 × ``channels`` channels, ε first (as in diffusers)."""
+    return _split(out, check_int(channels, "channels", low=1))
 
 
 def p_sample_step(schedule, eps: Tensor, xt: Tensor, t, *, generator=None, clip: bool = False) -> Tensor:

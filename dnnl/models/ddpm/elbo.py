@@ -9,7 +9,7 @@ from torch import Tensor
 from ._rng import _check_generator, randn_like
 from ._validate import check_device, check_float, check_range, check_same_shape, check_tensor
 from .schedule import _gather, check_schedule
-from .diffusion import _p_mean_variance, _predict_x0, _q_posterior, _q_sample
+from .diffusion import _learned_log_variance, _p_mean_variance, _predict_x0, _q_posterior, _q_sample, _split
 
 LN2 = math.log(2.0)
 _KL_NAMES = ("mean1", "logvar1", "mean2", "logvar2")
@@ -121,8 +121,12 @@ def _check_inputs(schedule, eps_fn, x0, generator) -> None:
         raise TypeError(f"eps_fn must be callable as eps_fn(xt, t) (got {type(eps_fn).__name__})")
 
 
-def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, progress: bool):
-    """Yield (i, t, x_t, ε̂) for code index i = T−1 down to ``stop``, with one fresh x_t ~ q(x_t | x_0) per step."""
+def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, progress: bool,
+                 learned: bool = False):
+    """Yield (i, t, x_t, ε̂, v) for code index i = T−1 down to ``stop``, one fresh x_t ~ q(x_t | x_0) per step.
+
+    v is the learned-variance output with ``learned`` (eps_fn returns ε and v stacked), else None.
+    """
     steps = range(schedule.T - 1, stop - 1, -1)
     if progress:
         from tqdm.auto import tqdm
@@ -130,10 +134,14 @@ def _predictions(schedule, eps_fn, x0: Tensor, generator, stop: int, desc: str, 
     for i in steps:
         t = torch.full((x0.shape[0],), i, dtype=torch.long, device=x0.device)
         xt = _q_sample(schedule, x0, t, randn_like(x0, generator))
-        eps = eps_fn(xt, t)
-        check_tensor(eps, "eps_fn(xt, t)")
-        check_same_shape(xt, "xt", eps, "eps_fn(xt, t)")
-        yield i, t, xt, eps
+        out = eps_fn(xt, t)
+        check_tensor(out, "eps_fn(xt, t)")
+        if learned:
+            eps, v = _split(out, x0.shape[1])
+        else:
+            check_same_shape(xt, "xt", out, "eps_fn(xt, t)")
+            eps, v = out, None
+        yield i, t, xt, eps, v
 
 
 def _check_variances(variances, T: int) -> Tensor:
@@ -160,7 +168,7 @@ def optimal_variances(schedule, eps_fn, x0: Tensor, *, generator=None, clip: boo
     _check_inputs(schedule, eps_fn, x0, generator)
     sq_err = torch.zeros(schedule.T, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
-        for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 1, "optimal variances", progress):
+        for i, t, xt, eps, _ in _predictions(schedule, eps_fn, x0, generator, 1, "optimal variances", progress):
             x0_hat = _predict_x0(schedule, xt, t, eps)
             if clip:
                 x0_hat = x0_hat.clamp(-1.0, 1.0)
@@ -171,22 +179,33 @@ def optimal_variances(schedule, eps_fn, x0: Tensor, *, generator=None, clip: boo
 
 
 def vlb_terms(schedule, eps_fn, x0: Tensor, *, generator=None, clip: bool = False,
-              variances: Tensor | None = None, progress: bool = False) -> dict[str, Tensor]:
+              variances: Tensor | None = None, learned_variance: bool = False,
+              progress: bool = False) -> dict[str, Tensor]:
     """Every term of the bound (Eq. @eq-vlb-decomposition) in bits/dim, under ``torch.no_grad``.
 
     ``eps_fn(xt, t)`` predicts ε (t is an int64 (B,) tensor). Returns ``prior_bpd`` (B,), ``terms_bpd``
     (B, T) — index 0 is the decoder term L_0, index t > 0 is KL(q(x_{t−1}|x_t, x_0) ‖ p_θ(x_{t−1}|x_t)) —
     and ``total_bpd`` (B,). Each term uses a fresh draw of x_t. The reverse variances are β̃_t (log
-    clipped at t = 0) unless ``variances`` (T,) gives others, e.g. from :func:`optimal_variances`.
+    clipped at t = 0) unless ``variances`` (T,) gives others, e.g. from :func:`optimal_variances`, or
+    ``learned_variance=True`` says that ``eps_fn`` returns ε and v stacked on the channel axis, whose
+    variances are :func:`learned_log_variance` per pixel (Eq. @eq-learned-range).
     """
     _check_inputs(schedule, eps_fn, x0, generator)
+    if not isinstance(learned_variance, bool):
+        raise TypeError(f"learned_variance must be True or False (got {type(learned_variance).__name__})")
+    if learned_variance and (variances is not None or x0.ndim < 2):
+        raise ValueError("learned_variance=True takes the variances from the model: pass variances=None, and x0 "
+                         "with a channel axis (B, C, ...)")
     if variances is not None:
         log_variances = _check_variances(variances, schedule.T).to(x0.device).log()
     terms = torch.zeros(x0.shape[0], schedule.T, dtype=torch.float64, device=x0.device)
     with torch.no_grad():
-        for i, t, xt, eps in _predictions(schedule, eps_fn, x0, generator, 0, "VLB terms", progress):
+        for i, t, xt, eps, v in _predictions(schedule, eps_fn, x0, generator, 0, "VLB terms", progress,
+                                             learned_variance):
             mean, _, log_variance = _p_mean_variance(schedule, eps, xt, t, clip)
-            if variances is not None:
+            if v is not None:
+                log_variance = _learned_log_variance(schedule, v.to(mean.dtype), t)
+            elif variances is not None:
                 log_variance = log_variances[i].to(mean.dtype).expand_as(mean)
             if i == 0:
                 nll = -_discretized_gaussian_log_likelihood(x0, mean, 0.5 * log_variance)

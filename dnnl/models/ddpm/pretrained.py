@@ -94,10 +94,13 @@ def init_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
 
     Every weight must fit; only a conditional U-Net's label embedding may be missing, and it keeps its zeros,
     so a conditional model starts as the unconditional one it was loaded from (``TrainConfig.init_from``).
+    Into a learned-variance U-Net (twice the output channels), an ε-only model's output layer fills the ε
+    half, and the v half keeps the model's own weights (zeros for a fresh U-Net: v = 0).
     """
     state = load_checkpoint(path, map_location="cpu")
     if isinstance(state.get("ema"), dict):
         state = state["ema"]
+    state = _widen_output(state, model)
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as err:
@@ -106,6 +109,17 @@ def init_weights(model: torch.nn.Module, path: str | os.PathLike) -> None:
     if missing or unexpected:
         raise ValueError(f"init_from={str(path)!r}: its weights do not fit the model (missing {missing}, "
                          f"unexpected {unexpected})")
+
+
+def _widen_output(state: dict, model: torch.nn.Module) -> dict:
+    """``state`` with an ε-only output layer padded to ``model``'s ε-and-v one (from the model's own v rows)."""
+    own = model.state_dict()
+    w, b = state.get("conv_out.weight"), state.get("conv_out.bias")
+    if not isinstance(w, torch.Tensor) or "conv_out.weight" not in own or 2 * w.shape[0] != own["conv_out.weight"].shape[0]:
+        return state
+    n = w.shape[0]
+    return dict(state, **{"conv_out.weight": torch.cat([w, own["conv_out.weight"][n:].cpu()]),
+                          "conv_out.bias": torch.cat([b, own["conv_out.bias"][n:].cpu()])})
 
 
 def load_pretrained(name: str = "ddpm_mnist_quick", device: torch.device | str | None = None, *,

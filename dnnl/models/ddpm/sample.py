@@ -24,13 +24,14 @@ from ... import resolve_device
 from ..._threads import rebalance
 from ._rng import _check_generator, randn_like
 from ._validate import check_device, check_int, check_same_shape, check_t, check_tensor
-from .diffusion import _predict_x0, _q_posterior
+from .diffusion import _learned_log_variance, _predict_x0, _q_posterior, _split
 from .schedule import NoiseSchedule, _gather, check_schedule, timesteps_for
 
 __all__ = ["sample", "SampleOutput", "ddim_step"]
 
 METHODS = ("ddpm", "ddim")
-VARIANCES = ("fixed_small", "fixed_large")  # σ² = β̃ or β of the chain, as DDPMScheduler's ``variance_type``
+# σ² = β̃ or β of the chain, as DDPMScheduler's ``variance_type``, or the model's own (ε and v stacked)
+VARIANCES = ("fixed_small", "fixed_large", "learned_range")
 
 
 @dataclass
@@ -85,12 +86,13 @@ def _ddim_update(chain, eps: Tensor, x: Tensor, t, x0_hat: Tensor, clip: bool) -
 
 
 def _reverse_step(chain: NoiseSchedule, eps: Tensor, x: Tensor, i: int, *, ddim: bool, clip: bool,
-                  generator=None, variance: str = "fixed_small") -> tuple[Tensor, Tensor]:
+                  generator=None, variance: str = "fixed_small", v: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """x_{τ_i} → x_{τ_{i−1}} on a chain, from an ε prediction; returns (x_prev, x̂_0). No checks.
 
     ``i`` indexes the chain (0 = the last step, which adds no noise). DDPM: the posterior mean at x̂_0
     plus σ z, with σ² = β̃ (``"fixed_small"``) or β (``"fixed_large"``) of the chain (Eqs. @eq-mu-theta,
-    @eq-p-sample). DDIM: Eq. @eq-ch4-ddim with η = 0. :class:`DDPMScheduler` steps with this too.
+    @eq-p-sample), or the model's ``"learned_range"`` from ``v`` (Eq. @eq-learned-range, with the chain's β and
+    β̃, as Nichol & Dhariwal respace it). DDIM: Eq. @eq-ch4-ddim with η = 0. :class:`DDPMScheduler` steps with this too.
     """
     x0_hat = _x0_hat(chain, eps, x, i, clip)
     if ddim:
@@ -98,7 +100,10 @@ def _reverse_step(chain: NoiseSchedule, eps: Tensor, x: Tensor, i: int, *, ddim:
     mean, posterior_variance, _ = _q_posterior(chain, x0_hat, x, i)
     if i == 0:
         return mean, x0_hat
-    std = posterior_variance.sqrt() if variance == "fixed_small" else _gather(chain.betas, i, x).sqrt()
+    if variance == "learned_range":
+        std = (0.5 * _learned_log_variance(chain, v, i)).exp()
+    else:
+        std = posterior_variance.sqrt() if variance == "fixed_small" else _gather(chain.betas, i, x).sqrt()
     return mean + std * randn_like(x, generator), x0_hat
 
 
@@ -143,13 +148,19 @@ def _device_and_dtype(model, device, noise) -> tuple[torch.device, torch.dtype]:
     return device, dtype
 
 
-def _eps(model, x: Tensor, t: int) -> Tensor:
-    """The model's ε at timestep ``t`` for the whole batch (a shape check only: no sync)."""
+def _eps(model, x: Tensor, t: int, learned: bool = False) -> tuple[Tensor, Tensor | None]:
+    """The model's ε (and v, if ``learned``) at timestep ``t`` for the whole batch (a shape check only: no sync)."""
     out = model(x, torch.full((x.shape[0],), t, dtype=torch.long, device=x.device))
+    if learned:
+        eps, v = _split(out, x.shape[1])
+        return eps.to(x.dtype), v.to(x.dtype)
+    if isinstance(out, Tensor) and out.ndim == x.ndim and out.shape[1] == 2 * x.shape[1]:
+        raise ValueError(f"model(x, t) returns {out.shape[1]} channels for {x.shape[1]}-channel images: a "
+                         f"learned-variance model (ε and v); sample it with variance_type='learned_range'")
     if not isinstance(out, Tensor) or out.shape != x.shape:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise ValueError(f"model(x, t) must return an ε prediction of x's shape {tuple(x.shape)} (got {got})")
-    return out.to(x.dtype)
+    return out.to(x.dtype), None
 
 
 def _check_args(model, schedule, shape, steps, generator, method, noise, batch_size, variance_type):
@@ -160,9 +171,10 @@ def _check_args(model, schedule, shape, steps, generator, method, noise, batch_s
         raise ValueError(f"method must be one of {list(METHODS)} (got {method!r})")
     if variance_type not in VARIANCES:
         raise ValueError(f"variance_type must be one of {list(VARIANCES)} (got {variance_type!r})")
-    if method == "ddim" and variance_type != "fixed_small":
+    if method == "ddim" and variance_type == "fixed_large":
         raise ValueError(f"variance_type applies to method='ddpm' only: DDIM (η = 0) adds no noise "
-                         f"(got variance_type={variance_type!r} with method='ddim')")
+                         f"(got variance_type={variance_type!r} with method='ddim'; 'learned_range' only says "
+                         f"that the model returns ε and v)")
     shape = _check_shape(shape)
     timesteps = timesteps_for(schedule.T, steps)
     _check_generator(generator)
@@ -187,7 +199,8 @@ def sample(model: nn.Module | Callable[[Tensor, Tensor], Tensor], schedule, shap
     ``method`` is ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic, η = 0). ``clip`` clamps x̂_0 to
     [−1, 1] at every step. ``noise`` fixes the starting x_T (shape ``shape``), so settings can be compared
     on the same noise. ``variance_type`` picks the DDPM step's σ² (Eq. @eq-p-sample): ``"fixed_small"``, the
-    chain's β̃, or ``"fixed_large"``, its β (the two bounds of Ho et al., 2020, as diffusers names them).
+    chain's β̃, or ``"fixed_large"``, its β (the two bounds of Ho et al., 2020, as diffusers names them), or
+    ``"learned_range"`` for a model that returns ε and v stacked (Eq. @eq-learned-range).
 
     Returns a :class:`SampleOutput`: ``images`` (x_0), ``timesteps`` and, with ``return_trajectory``,
     ``trajectory``, the states from x_T to x_0 on the CPU, whose paper steps are ``paper_steps``.
@@ -240,8 +253,9 @@ class _Run:
             bar = tqdm(self.timesteps, desc=f"sampling ({self.method}, {n} steps)", disable=not self.progress,
                        leave=False)
             for k, t in enumerate(bar):
-                x, _ = _reverse_step(self.chain, _eps(model, x, t), x, n - 1 - k, ddim=self.method == "ddim",
-                                     clip=self.clip, generator=self.generator, variance=self.variance)
+                eps, v = _eps(model, x, t, self.variance == "learned_range")
+                x, _ = _reverse_step(self.chain, eps, x, n - 1 - k, ddim=self.method == "ddim", clip=self.clip,
+                                     generator=self.generator, variance=self.variance, v=v)
                 if self.keep:
                     states.append(x.cpu())
                 if x.device.type == "cpu":
@@ -250,3 +264,15 @@ class _Run:
             if was_training:
                 model.train()
         return x, states
+
+
+def save_preview(model: nn.Module, schedule, shape: Sequence[int], path, *, steps: int, seed: int,
+                 variance_type: str = "fixed_small") -> None:
+    """A grid of ``shape[0]`` samples with a ``steps``-step chain, saved as a PNG at ``path`` (training previews)."""
+    from ...plot import save_grid  # only needed when previews are on
+
+    device = next(model.parameters()).device
+    gen = torch.Generator(device if device.type == "cuda" else "cpu").manual_seed(seed)
+    images = sample(model, schedule, shape, steps=steps, generator=gen, progress=False,
+                    variance_type=variance_type).images
+    save_grid(images, path)

@@ -41,7 +41,8 @@ from .checkpoint import (CHECKPOINT_NAME, all_finite, check_folder, load_checkpo
 from .config import TrainConfig, TrainResult
 from .guidance import _check_labels, _label_dropout_model
 from .pretrained import init_weights
-from .losses import _noise_prediction_loss, min_snr_weights
+from .losses import _hybrid_loss, _noise_prediction_loss, min_snr_weights
+from .sample import save_preview
 from .schedule import NoiseSchedule
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_step", "lr_factor", "ema_decay_at",
@@ -52,7 +53,8 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingInterrupted", "train", "train_
 _RESUMABLE = {"steps", "decay_steps", "out_dir", "data_root", "num_workers", "log_every", "checkpoint_every",
               "sample_every", "sample_steps"}
 # Fields added later, with the value an older checkpoint (which lacks them) was trained with.
-_ADDED = {"num_classes": None, "p_uncond": 0.1, "init_from": None, "label_lr_scale": 1.0, "min_snr_gamma": None}
+_ADDED = {"num_classes": None, "p_uncond": 0.1, "init_from": None, "label_lr_scale": 1.0, "min_snr_gamma": None,
+          "learn_variance": False, "vlb_weight": 1e-3, "decoder_share": None}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -107,7 +109,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, optimizer: torch.optim.Optimizer, *,
                y: torch.Tensor | None = None, p_uncond: float = 0.0, generator: torch.Generator | None = None,
                grad_clip: float = math.inf, scaler: torch.amp.GradScaler = NO_SCALER,
-               autocast_dtype: torch.dtype | None = None, loss_weights: torch.Tensor | None = None) -> torch.Tensor:
+               autocast_dtype: torch.dtype | None = None, loss_weights: torch.Tensor | None = None,
+               vlb_weight: float | None = None, decoder_share: float | None = None) -> torch.Tensor:
     """One gradient step of Algorithm 1 on the batch ``x0``; returns its loss, detached (Eq. @eq-l-simple).
 
     Draws t ~ U{0, …, T−1} and ε ~ N(0, I) from ``generator``, forms x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε, and
@@ -118,7 +121,8 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
     ``y`` (labels (B,) for a U-Net built with ``num_classes``) trains ε_θ(x_t, t, y); first each label becomes
     "no label" with probability ``p_uncond`` (Eq. @eq-ch7-label-dropout), drawn from ``generator`` before t and ε.
     ``loss_weights`` (T,) on x0's device, for example ``min_snr_weights(schedule, 5.0)``, weights each sample's
-    squared error by its timestep's weight (Eq. @eq-ch4-min-snr); None keeps L_simple.
+    squared error by its timestep's weight (Eq. @eq-ch4-min-snr); None keeps L_simple. ``vlb_weight`` (for a
+    model that returns ε and v) descends L_hybrid instead (Eq. @eq-l-hybrid; ``hybrid_loss``).
     """
     if not isinstance(schedule, NoiseSchedule) or not isinstance(x0, torch.Tensor):
         raise TypeError(f"schedule must be a NoiseSchedule and x0 a tensor (got {type(schedule).__name__}, "
@@ -131,7 +135,11 @@ def train_step(model: nn.Module, schedule: NoiseSchedule, x0: torch.Tensor, opti
                         f"{tuple(loss_weights.shape) if isinstance(loss_weights, torch.Tensor) else loss_weights!r})")
     net = model if y is None else _label_dropout_model(model, y, p_uncond, generator)
     with torch.autocast(x0.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = _noise_prediction_loss(net, schedule, x0, generator=generator, weights=loss_weights)
+        if vlb_weight is None:
+            loss = _noise_prediction_loss(net, schedule, x0, generator=generator, weights=loss_weights)
+        else:
+            loss = _hybrid_loss(net, schedule, x0, vlb_weight=vlb_weight, decoder_share=decoder_share,
+                                weights=loss_weights, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -226,6 +234,8 @@ class _Run:
         self.autocast_dtype, self.scaler = precision(device)
         self.loss_weights = (None if config.min_snr_gamma is None else  # float32 on the device, once
                              min_snr_weights(self.schedule, config.min_snr_gamma).float().to(device))
+        self.hybrid = (dict(vlb_weight=config.vlb_weight, decoder_share=config.decoder_share)
+                       if config.learn_variance else {})
         self.ckpt_path = Path(config.out_dir) / CHECKPOINT_NAME
         self.step, self.losses, self.past_wall, self.past_cpu = 0, [], 0.0, 0.0
         self.saved_step: int | None = None  # the step of the newest checkpoint on disk (all are finite)
@@ -332,7 +342,8 @@ class _Run:
                 noise_gen.manual_seed(_step_seed(config.seed, self.rank, self.step))
                 loss = train_step(net, self.schedule, x0, self.optimizer, y=y, p_uncond=config.p_uncond,
                                   generator=noise_gen, grad_clip=config.grad_clip, scaler=self.scaler,
-                                  autocast_dtype=self.autocast_dtype, loss_weights=self.loss_weights)
+                                  autocast_dtype=self.autocast_dtype, loss_weights=self.loss_weights,
+                                  **self.hybrid)
                 self.lr_schedule.step()
                 ema_update(self.ema, self.model, ema_decay_at(self.step, config.ema_decay))
                 self.step += 1
@@ -363,7 +374,9 @@ class _Run:
         if save:
             self.save()
         if config.sample_every and (step % config.sample_every == 0 or last) and self.rank == 0:
-            _save_samples(self.ema, self.schedule, self.image_shape, config, step, Path(config.out_dir) / "samples")
+            save_preview(self.ema, self.schedule, (64, *self.image_shape),
+                         Path(config.out_dir) / "samples" / f"step_{step:06d}.png", steps=config.sample_steps,
+                         seed=config.seed, variance_type="learned_range" if config.learn_variance else "fixed_small")
 
 
 def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
@@ -383,18 +396,6 @@ def _check_resume_config(saved: dict, config: TrainConfig) -> None:
     if diff:
         raise ValueError("cannot resume: the config differs from the checkpoint's in " + "; ".join(diff)
                          + f". Only {sorted(_RESUMABLE)} may change on resume.")
-
-
-def _save_samples(ema: nn.Module, schedule, image_shape, config: TrainConfig, step: int, folder: Path) -> None:
-    """A grid of 64 EMA samples with a ``sample_steps``-step chain, saved as samples/step_XXXXXX.png."""
-    from ...plot import save_grid  # only needed when previews are on
-    from .sample import sample
-
-    device = next(ema.parameters()).device
-    gen = torch.Generator(device if device.type == "cuda" else "cpu").manual_seed(config.seed)
-    images = sample(ema, schedule, (64, *image_shape), steps=config.sample_steps, generator=gen,
-                    progress=False).images
-    save_grid(images, folder / f"step_{step:06d}.png")
 
 
 if __name__ == "__main__":  # the older command line; ``python -m dnnl.models.ddpm`` is the same
