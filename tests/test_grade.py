@@ -270,3 +270,22 @@ def test_jobs_share_out_the_cores_and_the_process_gets_only_what_it_needs(monkey
     env = child_env("/tmp/x", 3, "terse")
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3" and env["HOME"] == "/tmp/x"
     assert "secret" not in env.values() and env["DNNL_HINTS"] == "terse"
+
+
+def test_grading_threads_parse_submissions_one_at_a_time(monkeypatch):
+    """CPython 3.11's ast.parse is not safe from several threads at once (a spurious 'AST constructor recursion
+    depth mismatch' SystemError failed a folder grade): every parse in extract holds one lock."""
+    import ast as ast_module
+
+    from dnnl.exercises.grading import extract
+
+    real_parse, held = ast_module.parse, []
+
+    def watching_parse(*args, **kwargs):
+        held.append(extract._PARSE_LOCK.locked())
+        return real_parse(*args, **kwargs)
+
+    monkeypatch.setattr(extract.ast, "parse", watching_parse)
+    extract._parse("def f(x):\n    return x\n")
+    extract.find_definition(["def f(x):\n    return x\n", "check(f)\n"], "f", "check")
+    assert held and all(held)

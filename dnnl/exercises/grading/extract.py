@@ -8,6 +8,7 @@ student counts them.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass
 
 _KEEP = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
@@ -41,7 +42,8 @@ def _binds(node: ast.stmt, name: str) -> bool:
 
 def kept_source(source: str) -> tuple[str, bool]:
     """(the kept statements of ``source`` padded to their line numbers, whether any was dropped)."""
-    tree = ast.parse(source)
+    with _PARSE_LOCK:
+        tree = ast.parse(source)
     lines = source.split("\n")
     out = [""] * len(lines)
     dropped = False
@@ -55,9 +57,15 @@ def kept_source(source: str) -> tuple[str, bool]:
     return "\n".join(out), dropped
 
 
+# CPython 3.11 keeps the AST constructor's recursion depth in shared state: ast.parse from several grading
+# threads at once can fail with "SystemError: AST constructor recursion depth mismatch". One parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
 def _parse(source: str):
     try:
-        return ast.parse(source), None
+        with _PARSE_LOCK:
+            return ast.parse(source), None
     except SyntaxError as err:
         return None, f"{err.msg} (line {err.lineno})"
 
