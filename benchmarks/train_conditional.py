@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _machine import machine, provenance, utc_now, write_json  # noqa: E402  (benchmarks/_machine.py)
-from train_pretrained import WEIGHTS_DIR, _relative, export  # noqa: E402
+from train_pretrained import WEIGHTS_DIR, _relative, add_run_args, export  # noqa: E402
 from dnnl.models.ddpm.checkpoint import CHECKPOINT_NAME, load_checkpoint  # noqa: E402
 from dnnl.models.ddpm.train import TrainConfig, TrainingInterrupted, train  # noqa: E402
 
@@ -94,11 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=1800, help="steps of the whole run (the LR decays to 0 there)")
     parser.add_argument("--until", type=int, help="stop this stretch at this step (resume later)")
     parser.add_argument("--init-from", help="weights to start from (default: the shipped ddpm_mnist_quick.pt)")
-    parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
-    parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
     parser.add_argument("--smoke", action="store_true", help="4 steps of batch 16 on 256 images (tests)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--note", help="a remark stored in the JSON record")
+    add_run_args(parser)
     return parser.parse_args(argv)
 
 

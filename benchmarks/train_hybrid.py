@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _machine import machine, write_json  # noqa: E402  (benchmarks/_machine.py)
-from train_pretrained import WEIGHTS_DIR, export  # noqa: E402
+from train_pretrained import WEIGHTS_DIR, add_run_args, export  # noqa: E402
 from dnnl.models.ddpm.train import TrainConfig, train  # noqa: E402
 
 
@@ -44,10 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-4, help="peak learning rate (cosine decay to 0)")
     parser.add_argument("--decoder-share", type=float, default=0.25, help="probability of t = 0 in a batch")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
-    parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
+    add_run_args(parser)
     return parser.parse_args(argv)
 
 

@@ -83,6 +83,14 @@ def config_for(args) -> TrainConfig:
                              schedule="linear", attention=True, **overrides)
 
 
+def add_run_args(parser: argparse.ArgumentParser) -> None:
+    """The options the training scripts share: the data, export only, the progress bar, a note for the record."""
+    parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
+    parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(REPO / "runs" / "quick"), help="training folder (checkpoint.pt)")
@@ -93,11 +101,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="override the quick preset's seed")
     parser.add_argument("--batch-size", type=int, help="override the quick preset's batch (on a GPU a larger batch "
                         "costs far less than proportionally more time per step)")
-    parser.add_argument("--data-root", help="folder that holds MNIST/raw/ (default: $DNNL_DATA or the cache)")
     parser.add_argument("--sample-every", type=int, default=1500, help="preview grids in <out>/samples/")
-    parser.add_argument("--export-only", action="store_true", help="skip training; export <out>/checkpoint.pt")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--note", help="a remark stored in the JSON record, e.g. how busy the machine was")
+    add_run_args(parser)
     return parser.parse_args(argv)
 
 

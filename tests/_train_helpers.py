@@ -38,3 +38,19 @@ def read_only(monkeypatch, folder):
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(ckpt_module, "open", fake_open, raising=False)
+
+
+def resumes_bit_identically(root, tmp_path, **kw):
+    """Train ``tiny(**kw)`` in one go and in two stretches (10 steps, then resumed); assert that the model, EMA,
+    optimizer, RNG and losses match exactly. Returns the uninterrupted run's result."""
+    from dnnl.models.ddpm.train import load_checkpoint, train
+    from test_train import same_tensors
+
+    whole = train(tiny(root, tmp_path / "whole", **kw), progress=False)
+    train(tiny(root, tmp_path / "split", steps=10, **kw), progress=False)
+    resumed = train(tiny(root, tmp_path / "split", **kw), resume=True, progress=False)
+    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
+    for key in ("model", "ema", "optimizer", "rng"):
+        same_tensors(a[key], b[key], key)
+    assert resumed.losses == whole.losses
+    return whole

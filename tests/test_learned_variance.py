@@ -9,12 +9,9 @@ import torch
 
 from dnnl.models.ddpm import (DECODER_FLOOR, NoiseSchedule, TrainConfig, UNet, hybrid_loss, init_weights,
                               learned_log_variance, noise_prediction_loss, normal_kl, p_mean_variance, q_posterior,
-                              sample, split_prediction, train, vlb_terms)
+                              sample, split_prediction, vlb_terms)
 from dnnl.models.ddpm.losses import _draw_t, _vlb_nats
-from dnnl.models.ddpm.train import load_checkpoint
-
-from _train_helpers import one_thread, tiny  # noqa: F401
-from test_train import same_tensors
+from _train_helpers import one_thread, resumes_bit_identically  # noqa: F401
 
 
 def _v_for(schedule, log_variance: torch.Tensor) -> torch.Tensor:
@@ -174,14 +171,7 @@ def test_init_weights_widens_an_eps_only_checkpoint_and_v_starts_at_zero(tmp_pat
 
 
 def test_a_learned_variance_run_resumes_bit_identically_and_learns_v(mnist_root, tmp_path, one_thread):  # noqa: F811
-    kw = dict(learn_variance=True, decoder_share=0.25, attention=False)
-    whole = train(tiny(mnist_root, tmp_path / "whole", **kw), progress=False)
-    train(tiny(mnist_root, tmp_path / "split", steps=10, **kw), progress=False)
-    resumed = train(tiny(mnist_root, tmp_path / "split", **kw), resume=True, progress=False)
-    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
-    for key in ("model", "ema", "optimizer", "rng"):
-        same_tensors(a[key], b[key], key)
-    assert resumed.losses == whole.losses
+    whole = resumes_bit_identically(mnist_root, tmp_path, learn_variance=True, decoder_share=0.25, attention=False)
     assert whole.model.conv_out.weight.shape[0] == 2 and whole.model.conv_out.weight[1].abs().sum() > 0
 
 

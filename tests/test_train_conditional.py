@@ -11,7 +11,7 @@ from dnnl.models.ddpm import NoiseSchedule, TrainConfig, UNet, drop_labels, init
 from dnnl.models.ddpm.losses import _noise_prediction_loss
 from dnnl.models.ddpm.train import load_checkpoint, save_checkpoint
 
-from _train_helpers import one_thread, tiny  # noqa: F401
+from _train_helpers import one_thread, resumes_bit_identically, tiny  # noqa: F401
 from test_train import same_tensors
 
 train_module = importlib.import_module("dnnl.models.ddpm.train")
@@ -67,14 +67,7 @@ def test_train_step_refuses_labels_for_an_unconditional_model_and_a_bad_p_uncond
 
 
 def test_conditional_resume_is_bit_identical(mnist_root, tmp_path):
-    kw = dict(num_classes=10, p_uncond=0.3)
-    whole = train(tiny(mnist_root, tmp_path / "whole", **kw), progress=False)
-    train(tiny(mnist_root, tmp_path / "split", steps=10, **kw), progress=False)
-    resumed = train(tiny(mnist_root, tmp_path / "split", **kw), resume=True, progress=False)
-    a, b = load_checkpoint(whole.checkpoint), load_checkpoint(resumed.checkpoint)
-    for key in ("model", "ema", "optimizer", "rng"):
-        same_tensors(a[key], b[key], key)
-    assert resumed.losses == whole.losses
+    whole = resumes_bit_identically(mnist_root, tmp_path, num_classes=10, p_uncond=0.3)
     assert whole.model.label_emb.weight.abs().sum() > 0  # the labels were used
 
 
